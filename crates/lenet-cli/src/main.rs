@@ -1,0 +1,75 @@
+//! `lenet`: define a LeNet-style network in a config file, inspect it, train it, evaluate it.
+//!
+//! A thin binary: each subcommand parses its flags and calls into `lenet-model` and
+//! `lenet-train`. Errors print as one message plus its causes; the exit code is 2 for a usage or
+//! config error and 1 for a failure at run time.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod checkpoint;
+mod data_cmd;
+mod eval_cmd;
+mod predict_cmd;
+mod summary_cmd;
+mod train_cmd;
+
+/// LeNet-style convolutional networks on MNIST, from the command line.
+#[derive(Parser, Debug)]
+#[command(name = "lenet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a network's layers, output shapes, parameter counts and size formulas.
+    Summary(summary_cmd::SummaryArgs),
+    /// Train a network from a run config into a run directory.
+    Train(train_cmd::TrainArgs),
+    /// Evaluate a trained model: accuracy, loss, per-class metrics, confusion matrix.
+    Eval(eval_cmd::EvalArgs),
+    /// Classify your own pictures with a trained model.
+    Predict(predict_cmd::PredictArgs),
+    /// Download, verify and look at datasets.
+    Data(data_cmd::DataArgs),
+}
+
+/// An error in what the user asked for (flags, config files): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    let usage = err
+        .chain()
+        .any(|cause| cause.is::<UsageError>() || cause.is::<lenet_model::ModelError>());
+    if usage {
+        2
+    } else {
+        1
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Summary(args) => summary_cmd::run(args),
+        Command::Train(args) => train_cmd::run(args),
+        Command::Eval(args) => eval_cmd::run(args),
+        Command::Predict(args) => predict_cmd::run(args),
+        Command::Data(args) => data_cmd::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Helpers shared by the CLI's integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The real datasets (`LENET_DATA_DIR`, else `../shared/data` beside the project). When they are
+/// missing, tests fail under CI and are skipped (with a notice) elsewhere.
+pub fn data_root() -> Option<PathBuf> {
+    let root = std::env::var_os("LENET_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    if root.join("mnist/train-images-idx3-ubyte.gz").exists() {
+        return Some(root);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "CI is set but the MNIST files are not under {}; set LENET_DATA_DIR",
+            root.display()
+        );
+    }
+    eprintln!(
+        "NOTICE: skipping: no MNIST files under {} (set LENET_DATA_DIR)",
+        root.display()
+    );
+    None
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lenet-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The `lenet` binary, with a clean environment for the backend choice.
+pub fn lenet() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lenet"));
+    c.env_remove("BURN_DEVICE")
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    c
+}
+
+/// Runs and returns (exit code, stdout, stderr).
+pub fn run(c: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = c.output().unwrap();
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// The project's configs directory.
+pub fn configs() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+}

@@ -1,0 +1,80 @@
+//! `lenet summary` and the CLI's handling of bad config files.
+
+mod common;
+use common::{configs, lenet, run, scratch};
+
+#[test]
+fn summary_of_lenet5_prints_the_table_with_61706_parameters() {
+    let (code, out, err) = run(lenet().args(["summary", "--preset", "lenet5"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Total parameters: 61,706"), "{out}");
+    assert!(out.contains("(28 - 5 + 2·2)/1 + 1 = 28"), "{out}");
+    let (code, out, _) = run(lenet()
+        .args(["summary", "--config"])
+        .arg(configs().join("custom-cnn.toml"))
+        .arg("--json"));
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["model"], "custom-cnn");
+}
+
+#[test]
+fn bad_configs_exit_2_with_the_file_and_field() {
+    let dir = scratch("badcfg");
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        "[model]\npreset = \"lenet5\"\n[[model.features]]\nout_channels = 6\nkernel = 40\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(lenet().args(["summary", "--config"]).arg(&path));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("features[0].kernel"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let (code, _, err) = run(lenet().args(["summary", "--preset", "lenet7"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("lenet7") && err.contains("lenet5"), "{err}");
+
+    let (code, _, err) = run(lenet()
+        .args(["summary", "--config"])
+        .arg(dir.join("missing.toml")));
+    assert_eq!(code, 2);
+    assert!(err.contains("missing.toml"), "{err}");
+
+    // Unknown key, wrong type and bad value in a run config, before any data is touched.
+    for (text, needle) in [
+        (
+            "[model]\npreset = \"lenet5\"\n[training]\nepohcs = 3\n",
+            "epohcs",
+        ),
+        (
+            "[model]\npreset = \"lenet5\"\n[training]\nepochs = \"3\"\n",
+            "training.epochs",
+        ),
+        (
+            "[model]\npreset = \"lenet5\"\n[training.optimizer]\nlr = -1.0\n",
+            "training.optimizer.lr",
+        ),
+        (
+            "[model]\npreset = \"lenet5\"\n[backend]\nkind = \"tpu\"\n",
+            "tpu",
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let (code, _, err) = run(lenet()
+            .args(["train", "--quiet", "--offline", "--data-dir"])
+            .arg(&dir)
+            .arg("--run-dir")
+            .arg(dir.join("run"))
+            .arg("--config")
+            .arg(&path));
+        assert_eq!(code, 2, "{text}: {err}");
+        assert!(err.contains("bad.toml") || needle == "tpu", "{err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,397 @@
+//! End to end on real MNIST: `lenet train`, then `lenet eval` of what it wrote; resume, Ctrl-C,
+//! a diverging loss and mismatched checkpoints.
+
+mod common;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use burn::module::Module;
+use burn::tensor::Device;
+use common::{configs, data_root, lenet, run, scratch};
+use lenet_model::{Conv, ConvNet};
+
+fn summary(run_dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run_dir.join("summary.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn train_args(root: &Path, run_dir: &Path) -> Vec<String> {
+    vec![
+        "train".into(),
+        "--config".into(),
+        configs().join("lenet5.toml").display().to_string(),
+        "--data-dir".into(),
+        root.display().to_string(),
+        "--run-dir".into(),
+        run_dir.display().to_string(),
+        "--offline".into(),
+        "--plain".into(),
+    ]
+}
+
+#[test]
+fn one_epoch_of_lenet5_reaches_97_percent_and_eval_reproduces_it() {
+    let Some(root) = data_root() else { return };
+    let dir = scratch("e2e");
+    let run_dir = dir.join("run");
+    let (code, out, err) = run(lenet()
+        .args(train_args(&root, &run_dir))
+        .args(["--epochs", "1"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("epoch 1/1 done"),
+        "plain progress lines: {out}"
+    );
+    let s = summary(&run_dir);
+    let acc = s["test_accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.97, "test accuracy {acc}");
+    assert_eq!(s["epochs_completed"], 1);
+    assert_eq!(s["parameters"], 61_706);
+    assert_eq!(s["dataset"], "mnist");
+    for f in [
+        "config.toml",
+        "model.bpk",
+        "metrics.csv",
+        "checkpoint/model-1.bpk",
+    ] {
+        assert!(run_dir.join(f).exists(), "{f}");
+    }
+    let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    assert!(csv.starts_with("epoch,split,accuracy,"), "{csv}");
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+
+    // eval reproduces the count of correct test predictions exactly, on both CPU backends.
+    for backend in ["flex", "ndarray"] {
+        let (code, out, err) = run(lenet()
+            .args([
+                "eval",
+                "--json",
+                "--offline",
+                "--backend",
+                backend,
+                "--checkpoint",
+            ])
+            .arg(&run_dir)
+            .arg("--data-dir")
+            .arg(&root));
+        assert_eq!(code, 0, "{err}");
+        let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(e["num_samples"], 10_000);
+        assert_eq!(e["correct"], s["test_correct"], "{backend}");
+        assert_eq!(e["accuracy"].as_f64().unwrap(), acc, "{backend}");
+        assert_eq!(e["confusion_matrix"].as_array().unwrap().len(), 10);
+        assert_eq!(e["per_class"][3]["class"], 3);
+    }
+    // The table form, written to a file as JSON too.
+    let report = dir.join("report.json");
+    let (code, out, _) = run(lenet()
+        .args(["eval", "--offline", "--checkpoint"])
+        .arg(run_dir.join("model.bpk"))
+        .arg("--data-dir")
+        .arg(&root)
+        .arg("--output")
+        .arg(&report));
+    assert_eq!(code, 0);
+    assert!(out.contains("confusion matrix"), "{out}");
+    assert!(std::fs::read_to_string(&report)
+        .unwrap()
+        .contains("\"confusion_matrix\""));
+
+    // A checkpoint that does not match its config, and a corrupt one: clear errors, exit 2.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(run_dir.join("model.bpk"), other.join("model.bpk")).unwrap();
+    let config = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
+    let model_start = config.find("[model]").unwrap();
+    let rest = &config[config.find("[data]").unwrap()..];
+    let mismatched = format!(
+        "{}[model]\npreset = \"lenet1\"\n\n{}",
+        &config[..model_start],
+        rest
+    );
+    std::fs::write(other.join("config.toml"), mismatched).unwrap();
+    let (code, _, err) = run(lenet()
+        .args(["eval", "--offline", "--checkpoint"])
+        .arg(&other)
+        .arg("--data-dir")
+        .arg(&root));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("does not fit") && err.contains("model.bpk"),
+        "{err}"
+    );
+    std::fs::write(other.join("config.toml"), &config).unwrap();
+    std::fs::write(other.join("model.bpk"), b"not a burnpack file").unwrap();
+    let (code, _, err) = run(lenet()
+        .args(["eval", "--offline", "--checkpoint"])
+        .arg(&other)
+        .arg("--data-dir")
+        .arg(&root));
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let (code, _, err) = run(lenet()
+        .args(["eval", "--checkpoint"])
+        .arg(dir.join("nowhere")));
+    assert_eq!(code, 2);
+    assert!(err.contains("nowhere"), "{err}");
+
+    // predict on PNGs of real test digits: as they are, dark-on-light, and off-centre in a
+    // larger canvas.
+    let test = lenet_train::data::Dataset::load(
+        lenet_train::data::DatasetKind::Mnist,
+        &root,
+        lenet_train::data::Split::Test,
+    )
+    .unwrap();
+    for variant in ["plain", "light", "offset"] {
+        let mut files = Vec::new();
+        for i in 0..10 {
+            let img = test.images.image(i);
+            let (pixels, w, h): (Vec<u8>, usize, usize) = match variant {
+                "plain" => (img.to_vec(), 28, 28),
+                "light" => (img.iter().map(|v| 255 - v).collect(), 28, 28),
+                _ => {
+                    let mut canvas = vec![0u8; 60 * 50];
+                    for r in 0..28 {
+                        canvas[(r + 3) * 60 + 25..(r + 3) * 60 + 53]
+                            .copy_from_slice(&img[r * 28..(r + 1) * 28]);
+                    }
+                    (canvas, 60, 50)
+                }
+            };
+            let f = dir.join(format!("{variant}-{i}.png"));
+            image::GrayImage::from_raw(w as u32, h as u32, pixels)
+                .unwrap()
+                .save(&f)
+                .unwrap();
+            files.push(f);
+        }
+        let (code, out, err) = run(lenet()
+            .args(["predict", "--json", "--top", "2", "--checkpoint"])
+            .arg(&run_dir)
+            .args(&files));
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let right = (0..10)
+            .filter(|&i| v[i]["class"] == u64::from(test.labels[i]))
+            .count();
+        assert!(right >= 9, "{variant}: {right}/10 right\n{out}");
+        assert_eq!(v[0]["top"].as_array().unwrap().len(), 2);
+    }
+    let (code, _, err) = run(lenet()
+        .args(["predict", "--checkpoint"])
+        .arg(&run_dir)
+        .arg(dir.join("report.json")));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("report.json"), "{err}");
+
+    // The run directory is never overwritten.
+    let (code, _, err) = run(lenet()
+        .args(train_args(&root, &run_dir))
+        .args(["--epochs", "1", "--quiet"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--resume"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every parameter of a saved network, flattened.
+fn weights(path: &Path, config: &Path) -> Vec<f32> {
+    let cfg = lenet_train::RunConfig::load(config, &[]).unwrap();
+    let net: ConvNet = cfg
+        .model
+        .init(&Device::flex())
+        .unwrap()
+        .try_load_file(path)
+        .unwrap();
+    let mut all = Vec::new();
+    for b in &net.features {
+        all.extend(b.conv.weights().1);
+        if let Conv::D2(c) = &b.conv {
+            all.extend(
+                c.bias
+                    .as_ref()
+                    .unwrap()
+                    .val()
+                    .to_data()
+                    .try_to_vec::<f32>()
+                    .unwrap(),
+            );
+        }
+    }
+    for l in net.hidden.iter().chain(std::iter::once(&net.output)) {
+        all.extend(l.weight.val().to_data().try_to_vec::<f32>().unwrap());
+        all.extend(
+            l.bias
+                .as_ref()
+                .unwrap()
+                .val()
+                .to_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+        );
+    }
+    all
+}
+
+const SMALL: [&str; 6] = [
+    "--limit-train",
+    "2048",
+    "--limit-valid",
+    "256",
+    "--limit-test",
+    "256",
+];
+
+#[test]
+fn a_resumed_run_ends_with_the_same_weights_and_the_same_metrics() {
+    let Some(root) = data_root() else { return };
+    let dir = scratch("resume");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let last = ["--set", "training.final_model=last", "--quiet"];
+    let (code, _, err) = run(lenet()
+        .args(train_args(&root, &a))
+        .args(SMALL)
+        .args(last)
+        .args(["--epochs", "3"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(lenet()
+        .args(train_args(&root, &b))
+        .args(SMALL)
+        .args(last)
+        .args(["--epochs", "1"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(lenet()
+        .args([
+            "train",
+            "--resume",
+            "--quiet",
+            "--offline",
+            "--epochs",
+            "3",
+            "--run-dir",
+        ])
+        .arg(&b)
+        .arg("--data-dir")
+        .arg(&root)
+        .args(SMALL));
+    assert_eq!(code, 0, "{err}");
+    let (wa, wb) = (
+        weights(&a.join("model.bpk"), &a.join("config.toml")),
+        weights(&b.join("model.bpk"), &b.join("config.toml")),
+    );
+    assert_eq!(wa.len(), 61_706);
+    let max = wa
+        .iter()
+        .zip(&wb)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(max <= 1e-6, "largest weight difference {max}");
+    let (sa, sb) = (summary(&a), summary(&b));
+    assert_eq!(sa["test_correct"], sb["test_correct"]);
+    assert_eq!(sb["epochs_completed"], 3);
+    // Same config and seed twice: the same metrics.csv (throughput columns aside).
+    let strip = |p: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(p.join("metrics.csv")).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let keep: Vec<usize> = (0..header.len())
+            .filter(|&i| !matches!(header[i], "images_per_second" | "seconds"))
+            .collect();
+        text.lines()
+            .map(|l| {
+                let c: Vec<&str> = l.split(',').collect();
+                keep.iter().map(|&i| c[i]).collect::<Vec<_>>().join(",")
+            })
+            .collect()
+    };
+    assert_eq!(strip(&a), strip(&b));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_diverging_loss_stops_with_a_clear_message() {
+    let Some(root) = data_root() else { return };
+    let dir = scratch("nan");
+    let run_dir = dir.join("run");
+    let (code, _, err) = run(lenet().args(train_args(&root, &run_dir)).args(SMALL).args([
+        "--quiet",
+        "--epochs",
+        "2",
+        "--set",
+        "training.optimizer.kind=sgd",
+        "--lr",
+        "1e6",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("the loss became") && err.contains("epoch 1, batch"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_tells_how_to_resume() {
+    let Some(root) = data_root() else { return };
+    let dir = scratch("sigint");
+    let run_dir = dir.join("run");
+    let child = lenet()
+        .args(train_args(&root, &run_dir))
+        .args([
+            "--quiet",
+            "--epochs",
+            "50",
+            "--limit-train",
+            "8192",
+            "--limit-valid",
+            "256",
+            "--limit-test",
+            "256",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !run_dir.join("checkpoint/scheduler-1.bpk").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no checkpoint after 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("lenet train --resume --run-dir"), "{err}");
+    assert!(run_dir.join("checkpoint/model-1.bpk").exists());
+    assert!(!err.contains("panicked"), "{err}");
+    // And the run continues from there.
+    let (code, _, err) = run(lenet()
+        .args([
+            "train",
+            "--resume",
+            "--quiet",
+            "--offline",
+            "--epochs",
+            "2",
+            "--limit-train",
+            "8192",
+            "--limit-valid",
+            "256",
+            "--limit-test",
+            "256",
+            "--run-dir",
+        ])
+        .arg(&run_dir)
+        .arg("--data-dir")
+        .arg(&root));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(summary(&run_dir)["epochs_completed"], 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,57 @@
+//! Element-wise nonlinearities, applied between the layers of a network.
+
+use burn::tensor::{activation, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The nonlinearity after a convolution or a hidden dense layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `max(0, x)`.
+    #[default]
+    Relu,
+    /// `tanh(x)`.
+    Tanh,
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// LeCun's scaled hyperbolic tangent, `1.7159 · tanh(2x/3)` (LeCun et al. 1998, appendix A).
+    LecunTanh,
+    /// Gaussian error linear unit.
+    Gelu,
+    /// `x` for `x > 0`, else `0.01 x`.
+    LeakyRelu,
+    /// `x · sigmoid(x)` (a.k.a. swish).
+    Silu,
+    /// The identity: no nonlinearity.
+    None,
+}
+
+impl Activation {
+    /// The name used in config files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::LecunTanh => "lecun_tanh",
+            Activation::Gelu => "gelu",
+            Activation::LeakyRelu => "leaky_relu",
+            Activation::Silu => "silu",
+            Activation::None => "none",
+        }
+    }
+
+    /// Applies the nonlinearity to a tensor of any rank.
+    pub fn forward<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Relu => activation::relu(x),
+            Activation::Tanh => activation::tanh(x),
+            Activation::Sigmoid => activation::sigmoid(x),
+            Activation::LecunTanh => activation::tanh(x.mul_scalar(2.0 / 3.0)).mul_scalar(1.7159),
+            Activation::Gelu => activation::gelu(x),
+            Activation::LeakyRelu => activation::leaky_relu(x, 0.01),
+            Activation::Silu => activation::silu(x),
+            Activation::None => x,
+        }
+    }
+}

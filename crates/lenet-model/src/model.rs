@@ -1,0 +1,396 @@
+//! The network as a Burn module, built from a validated [`Plan`].
+//!
+//! Burn 0.22 has no backend type parameter: tensors are `Tensor<D>` and the backend is the
+//! run-time [`Device`] the module is built on, so this one type runs on every backend
+//! (flex, ndarray, wgpu, cuda) and saves to and loads from Burn's burnpack records.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, Conv3d, Conv3dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig1d,
+    PaddingConfig2d, PaddingConfig3d,
+};
+use burn::tensor::module::{avg_pool1d, avg_pool2d, max_pool1d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor};
+
+use crate::activation::Activation;
+use crate::config::{ModelConfig, PoolKind};
+use crate::error::ModelError;
+use crate::plan::{BlockPlan, ConvPlan, Plan, PoolPlan};
+
+/// A batch of inputs or feature maps: `[batch, channels, size...]` with 1, 2 or 3 spatial
+/// dimensions. The number of spatial dimensions decides which convolution is applied.
+#[derive(Debug, Clone)]
+pub enum FeatureMap {
+    /// `[batch, channels, length]`.
+    D1(Tensor<3>),
+    /// `[batch, channels, height, width]`.
+    D2(Tensor<4>),
+    /// `[batch, channels, depth, height, width]`.
+    D3(Tensor<5>),
+}
+
+impl FeatureMap {
+    /// The shape, batch first.
+    pub fn dims(&self) -> Vec<usize> {
+        match self {
+            FeatureMap::D1(t) => t.dims().to_vec(),
+            FeatureMap::D2(t) => t.dims().to_vec(),
+            FeatureMap::D3(t) => t.dims().to_vec(),
+        }
+    }
+
+    /// `[batch, everything else]`, the input of the classifier.
+    pub fn flatten(self) -> Tensor<2> {
+        match self {
+            FeatureMap::D1(t) => t.flatten(1, 2),
+            FeatureMap::D2(t) => t.flatten(1, 3),
+            FeatureMap::D3(t) => t.flatten(1, 4),
+        }
+    }
+
+    /// The values, row-major, as `f32` (for pictures and inspection).
+    pub fn to_vec(&self) -> Vec<f32> {
+        let data = match self {
+            FeatureMap::D1(t) => t.to_data(),
+            FeatureMap::D2(t) => t.to_data(),
+            FeatureMap::D3(t) => t.to_data(),
+        };
+        data.convert::<f32>().try_to_vec().unwrap_or_default()
+    }
+
+    fn map_act(self, act: Activation) -> Self {
+        match self {
+            FeatureMap::D1(t) => FeatureMap::D1(act.forward(t)),
+            FeatureMap::D2(t) => FeatureMap::D2(act.forward(t)),
+            FeatureMap::D3(t) => FeatureMap::D3(act.forward(t)),
+        }
+    }
+}
+
+/// A convolution of the dimensionality of the input.
+#[derive(Module, Debug)]
+pub enum Conv {
+    /// Slides along one direction.
+    D1(Conv1d),
+    /// Slides along two directions.
+    D2(Conv2d),
+    /// Slides along three directions.
+    D3(Conv3d),
+}
+
+impl Conv {
+    fn new(p: &ConvPlan, device: &Device) -> Conv {
+        let ch = [p.in_channels, p.out_channels];
+        match p.kernel.len() {
+            1 => Conv::D1(
+                Conv1dConfig::new(p.in_channels, p.out_channels, p.kernel[0])
+                    .with_stride(p.stride[0])
+                    .with_dilation(p.dilation[0])
+                    .with_groups(p.groups)
+                    .with_bias(p.bias)
+                    .with_padding(PaddingConfig1d::Explicit(p.padding[0].0, p.padding[0].1))
+                    .init(device),
+            ),
+            2 => Conv::D2(
+                Conv2dConfig::new(ch, [p.kernel[0], p.kernel[1]])
+                    .with_stride([p.stride[0], p.stride[1]])
+                    .with_dilation([p.dilation[0], p.dilation[1]])
+                    .with_groups(p.groups)
+                    .with_bias(p.bias)
+                    .with_padding(PaddingConfig2d::Explicit(
+                        p.padding[0].0,
+                        p.padding[1].0,
+                        p.padding[0].1,
+                        p.padding[1].1,
+                    ))
+                    .init(device),
+            ),
+            // The plan guarantees symmetric padding for 3D (Burn's conv3d pads symmetrically).
+            _ => Conv::D3(
+                Conv3dConfig::new(ch, [p.kernel[0], p.kernel[1], p.kernel[2]])
+                    .with_stride([p.stride[0], p.stride[1], p.stride[2]])
+                    .with_dilation([p.dilation[0], p.dilation[1], p.dilation[2]])
+                    .with_groups(p.groups)
+                    .with_bias(p.bias)
+                    .with_padding(PaddingConfig3d::Explicit(
+                        p.padding[0].0,
+                        p.padding[1].0,
+                        p.padding[2].0,
+                    ))
+                    .init(device),
+            ),
+        }
+    }
+
+    /// Applies the convolution (a cross-correlation: the kernel is not flipped).
+    pub fn forward(&self, x: FeatureMap) -> FeatureMap {
+        match (self, x) {
+            (Conv::D1(c), FeatureMap::D1(t)) => FeatureMap::D1(c.forward(t)),
+            (Conv::D2(c), FeatureMap::D2(t)) => FeatureMap::D2(c.forward(t)),
+            (Conv::D3(c), FeatureMap::D3(t)) => FeatureMap::D3(c.forward(t)),
+            (_, x) => panic!(
+                "a {}D convolution cannot take an input of shape {:?}; check ConvNet::check_input",
+                self.spatial_dims(),
+                x.dims()
+            ),
+        }
+    }
+
+    /// 1, 2 or 3.
+    pub fn spatial_dims(&self) -> usize {
+        match self {
+            Conv::D1(_) => 1,
+            Conv::D2(_) => 2,
+            Conv::D3(_) => 3,
+        }
+    }
+
+    /// The kernel weights, `[out, in/groups, size...]`, flattened row-major, with their shape.
+    pub fn weights(&self) -> (Vec<usize>, Vec<f32>) {
+        let data = match self {
+            Conv::D1(c) => c.weight.val().to_data(),
+            Conv::D2(c) => c.weight.val().to_data(),
+            Conv::D3(c) => c.weight.val().to_data(),
+        };
+        let shape = data.shape().to_vec();
+        (
+            shape,
+            data.convert::<f32>().try_to_vec().unwrap_or_default(),
+        )
+    }
+}
+
+/// Applies a pooling layer described by a [`PoolPlan`] with Burn's pooling operations.
+/// Burn has no 3D pooling, so 3D pools as a 2D pool over (height, width) followed by a 1D pool
+/// over depth: max of maxes is the max, and a mean of means over equal-sized (zero-padded)
+/// windows is the mean, so the result is exact.
+fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
+    let (k, s, pad) = (&p.kernel, &p.stride, &p.padding);
+    let p1 = |t: Tensor<3>, d: usize| match p.kind {
+        PoolKind::Max => max_pool1d(
+            t,
+            MaxPoolOptions::new([k[d]])
+                .with_stride([s[d]])
+                .with_padding([pad[d]]),
+        ),
+        PoolKind::Avg => avg_pool1d(
+            t,
+            AvgPoolOptions::new([k[d]])
+                .with_stride([s[d]])
+                .with_padding([pad[d]]),
+        ),
+    };
+    let p2 = |t: Tensor<4>, a: usize, b: usize| match p.kind {
+        PoolKind::Max => max_pool2d(
+            t,
+            MaxPoolOptions::new([k[a], k[b]])
+                .with_stride([s[a], s[b]])
+                .with_padding([pad[a], pad[b]]),
+        ),
+        PoolKind::Avg => avg_pool2d(
+            t,
+            AvgPoolOptions::new([k[a], k[b]])
+                .with_stride([s[a], s[b]])
+                .with_padding([pad[a], pad[b]]),
+        ),
+    };
+    match x {
+        FeatureMap::D1(t) => FeatureMap::D1(p1(t, 0)),
+        FeatureMap::D2(t) => FeatureMap::D2(p2(t, 0, 1)),
+        FeatureMap::D3(t) => {
+            let [b, c, d, h, w] = t.dims();
+            let planes = p2(t.reshape([b, c * d, h, w]), 1, 2);
+            let [_, _, h2, w2] = planes.dims();
+            // [b, c, d, h2, w2] -> [b, c, h2, w2, d] -> [b·c·h2·w2, 1, d]: pool along depth.
+            let along_depth = planes
+                .reshape([b, c, d, h2, w2])
+                .permute([0, 1, 3, 4, 2])
+                .reshape([b * c * h2 * w2, 1, d]);
+            let pooled = p1(along_depth, 0);
+            let d2 = pooled.dims()[2];
+            FeatureMap::D3(pooled.reshape([b, c, h2, w2, d2]).permute([0, 1, 4, 2, 3]))
+        }
+    }
+}
+
+/// conv → (batch norm) → activation → (pool) → (dropout).
+#[derive(Module, Debug)]
+pub struct FeatureBlock {
+    /// The convolution.
+    pub conv: Conv,
+    /// Optional batch normalisation.
+    pub norm: Option<BatchNorm>,
+    /// The nonlinearity.
+    #[module(skip)]
+    pub activation: Activation,
+    /// Optional pooling (no parameters).
+    #[module(skip)]
+    pub pool: Option<PoolPlan>,
+    /// Optional dropout.
+    pub dropout: Option<Dropout>,
+}
+
+/// The stages of a feature block, for inspection of what each layer computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// After the convolution (and batch norm).
+    Conv,
+    /// After the nonlinearity.
+    Activation,
+    /// After the pooling.
+    Pool,
+}
+
+impl FeatureBlock {
+    fn new(p: &BlockPlan, device: &Device) -> Self {
+        FeatureBlock {
+            conv: Conv::new(&p.conv, device),
+            norm: p
+                .batch_norm
+                .then(|| BatchNormConfig::new(p.conv.out_channels).init(device)),
+            activation: p.activation,
+            pool: p.pool.clone(),
+            dropout: (p.dropout > 0.0).then(|| DropoutConfig::new(p.dropout).init()),
+        }
+    }
+
+    /// Runs the block; `observe` sees the feature maps after each stage.
+    pub fn forward_observed(
+        &self,
+        x: FeatureMap,
+        observe: &mut dyn FnMut(Stage, &FeatureMap),
+    ) -> FeatureMap {
+        let mut x = self.conv.forward(x);
+        if let Some(norm) = &self.norm {
+            x = match x {
+                FeatureMap::D1(t) => FeatureMap::D1(norm.forward(t)),
+                FeatureMap::D2(t) => FeatureMap::D2(norm.forward(t)),
+                FeatureMap::D3(t) => FeatureMap::D3(norm.forward(t)),
+            };
+        }
+        observe(Stage::Conv, &x);
+        x = x.map_act(self.activation);
+        observe(Stage::Activation, &x);
+        if let Some(p) = &self.pool {
+            x = pool(p, x);
+            observe(Stage::Pool, &x);
+        }
+        if let Some(dropout) = &self.dropout {
+            x = match x {
+                FeatureMap::D1(t) => FeatureMap::D1(dropout.forward(t)),
+                FeatureMap::D2(t) => FeatureMap::D2(dropout.forward(t)),
+                FeatureMap::D3(t) => FeatureMap::D3(dropout.forward(t)),
+            };
+        }
+        x
+    }
+}
+
+/// A LeNet-style convolutional network: feature blocks, flatten, dense layers, logits.
+#[derive(Module, Debug)]
+pub struct ConvNet {
+    /// Convolution blocks, in order.
+    pub features: Vec<FeatureBlock>,
+    /// Hidden dense layers.
+    pub hidden: Vec<Linear>,
+    /// The output layer (logits).
+    pub output: Linear,
+    /// Nonlinearity after each hidden layer.
+    #[module(skip)]
+    pub hidden_activation: Activation,
+    /// Dropout after each hidden layer.
+    pub hidden_dropout: Option<Dropout>,
+    /// Expected input shape of one example, `[channels, size...]`.
+    #[module(skip)]
+    pub input_shape: Vec<usize>,
+}
+
+impl Plan {
+    /// Builds the network on `device`, with freshly initialised weights (Burn's defaults, which
+    /// follow PyTorch's: Kaiming-uniform). Use `device.seed(..)` first for reproducible weights.
+    pub fn build(&self, device: &Device) -> ConvNet {
+        let hidden = self
+            .hidden
+            .iter()
+            .map(|&(i, o)| LinearConfig::new(i, o).init(device))
+            .collect();
+        let last = self
+            .hidden
+            .last()
+            .map(|h| h.1)
+            .unwrap_or(self.flat_features);
+        ConvNet {
+            features: self
+                .blocks
+                .iter()
+                .map(|b| FeatureBlock::new(b, device))
+                .collect(),
+            hidden,
+            output: LinearConfig::new(last, self.num_classes).init(device),
+            hidden_activation: self.hidden_activation,
+            hidden_dropout: (self.hidden_dropout > 0.0)
+                .then(|| DropoutConfig::new(self.hidden_dropout).init()),
+            input_shape: self.input_shape(),
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Validates the config and builds the network on `device`.
+    pub fn init(&self, device: &Device) -> Result<ConvNet, ModelError> {
+        Ok(self.plan()?.build(device))
+    }
+}
+
+impl ConvNet {
+    /// Checks that `dims` (batch first) is what the network was built for.
+    pub fn check_input(&self, dims: &[usize]) -> Result<(), ModelError> {
+        if dims.len() != self.input_shape.len() + 1 || dims[1..] != self.input_shape[..] {
+            return Err(ModelError::invalid(
+                "input",
+                format!(
+                    "the network expects [batch, {}] but got {:?}",
+                    self.input_shape
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    dims
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Logits `[batch, num_classes]` for a batch of inputs.
+    pub fn forward(&self, x: FeatureMap) -> Tensor<2> {
+        self.forward_observed(x, &mut |_, _, _| {})
+    }
+
+    /// [`ConvNet::forward`] for images `[batch, channels, height, width]`.
+    pub fn forward_2d(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward(FeatureMap::D2(x))
+    }
+
+    /// Like [`ConvNet::forward`]; `observe(block, stage, maps)` sees every intermediate feature map.
+    pub fn forward_observed(
+        &self,
+        x: FeatureMap,
+        observe: &mut dyn FnMut(usize, Stage, &FeatureMap),
+    ) -> Tensor<2> {
+        let mut x = x;
+        for (i, block) in self.features.iter().enumerate() {
+            x = block.forward_observed(x, &mut |stage, maps| observe(i, stage, maps));
+        }
+        let mut x = x.flatten();
+        for layer in &self.hidden {
+            x = self.hidden_activation.forward(layer.forward(x));
+            if let Some(d) = &self.hidden_dropout {
+                x = d.forward(x);
+            }
+        }
+        self.output.forward(x)
+    }
+}

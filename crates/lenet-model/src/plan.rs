@@ -1,0 +1,552 @@
+//! Validation and shape inference: from a [`ModelConfig`] to a [`Plan`] whose every layer has
+//! concrete sizes, computed with `O = floor((I + P_before + P_after - D·(K-1) - 1) / S) + 1`.
+//!
+//! Nothing here touches a tensor, so a bad config is rejected before anything is allocated,
+//! with an error naming the block (e.g. `features[2].pool`) and the numbers involved.
+
+use crate::activation::Activation;
+use crate::config::{ModelConfig, Padding, PoolKind};
+use crate::error::ModelError;
+
+/// A validated network with every shape resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Input spatial size (1, 2 or 3 entries).
+    pub input_size: Vec<usize>,
+    /// The feature blocks.
+    pub blocks: Vec<BlockPlan>,
+    /// Size of the flattened feature vector fed to the classifier.
+    pub flat_features: usize,
+    /// Hidden dense layers (`in`, `out`).
+    pub hidden: Vec<(usize, usize)>,
+    /// Nonlinearity of the hidden layers.
+    pub hidden_activation: Activation,
+    /// Dropout after each hidden layer.
+    pub hidden_dropout: f64,
+    /// Number of logits.
+    pub num_classes: usize,
+}
+
+/// One resolved feature block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockPlan {
+    /// The convolution.
+    pub conv: ConvPlan,
+    /// Batch norm after the convolution.
+    pub batch_norm: bool,
+    /// Nonlinearity.
+    pub activation: Activation,
+    /// Optional pooling.
+    pub pool: Option<PoolPlan>,
+    /// Dropout probability (0 = none).
+    pub dropout: f64,
+}
+
+/// A resolved convolution: one entry per spatial dimension in every list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvPlan {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels (filters).
+    pub out_channels: usize,
+    /// Kernel size.
+    pub kernel: Vec<usize>,
+    /// Stride.
+    pub stride: Vec<usize>,
+    /// Padding before and after, per dimension.
+    pub padding: Vec<(usize, usize)>,
+    /// Dilation.
+    pub dilation: Vec<usize>,
+    /// Channel groups.
+    pub groups: usize,
+    /// Whether there is a bias per filter.
+    pub bias: bool,
+    /// Spatial input size.
+    pub input: Vec<usize>,
+    /// Spatial output size.
+    pub output: Vec<usize>,
+}
+
+/// A resolved pooling layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolPlan {
+    /// Max or average.
+    pub kind: PoolKind,
+    /// Window size.
+    pub kernel: Vec<usize>,
+    /// Step between windows.
+    pub stride: Vec<usize>,
+    /// Symmetric padding.
+    pub padding: Vec<usize>,
+    /// Spatial input size.
+    pub input: Vec<usize>,
+    /// Spatial output size.
+    pub output: Vec<usize>,
+}
+
+impl ConvPlan {
+    /// Trainable parameters: `out · in/groups · ∏K` weights plus `out` biases.
+    pub fn parameters(&self) -> usize {
+        let k: usize = self.kernel.iter().product();
+        self.out_channels * (self.in_channels / self.groups) * k
+            + if self.bias { self.out_channels } else { 0 }
+    }
+}
+
+impl BlockPlan {
+    /// Output shape of the block, `[channels, size...]`.
+    pub fn output_shape(&self) -> Vec<usize> {
+        let spatial = match &self.pool {
+            Some(p) => &p.output,
+            None => &self.conv.output,
+        };
+        std::iter::once(self.conv.out_channels)
+            .chain(spatial.iter().copied())
+            .collect()
+    }
+}
+
+impl Plan {
+    /// Number of spatial dimensions (1, 2 or 3).
+    pub fn spatial_dims(&self) -> usize {
+        self.input_size.len()
+    }
+
+    /// Input shape of one example, `[channels, size...]`.
+    pub fn input_shape(&self) -> Vec<usize> {
+        std::iter::once(self.in_channels)
+            .chain(self.input_size.iter().copied())
+            .collect()
+    }
+
+    /// Total trainable parameters.
+    pub fn parameters(&self) -> usize {
+        let conv: usize = self
+            .blocks
+            .iter()
+            .map(|b| {
+                b.conv.parameters()
+                    + if b.batch_norm {
+                        2 * b.conv.out_channels
+                    } else {
+                        0
+                    }
+            })
+            .sum();
+        let dense: usize = self.dense_layers().iter().map(|(i, o)| i * o + o).sum();
+        conv + dense
+    }
+
+    /// Every dense layer as (`in`, `out`), the output layer last.
+    pub fn dense_layers(&self) -> Vec<(usize, usize)> {
+        let last = self
+            .hidden
+            .last()
+            .map(|h| h.1)
+            .unwrap_or(self.flat_features);
+        let mut layers = self.hidden.clone();
+        layers.push((last, self.num_classes));
+        layers
+    }
+}
+
+/// One output length: `floor((I + pb + pa - D·(K-1) - 1) / S) + 1`, or `None` when the
+/// (dilated) kernel does not fit in the padded input.
+pub fn output_len(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pad: (usize, usize),
+    dilation: usize,
+) -> Option<usize> {
+    let padded = input + pad.0 + pad.1;
+    let effective = dilation * (kernel - 1) + 1;
+    if padded < effective {
+        return None;
+    }
+    Some((padded - effective) / stride + 1)
+}
+
+fn positive(at: &str, what: &str, values: &[usize]) -> Result<(), ModelError> {
+    if values.contains(&0) {
+        return Err(ModelError::invalid(
+            format!("{at}.{what}"),
+            format!("must be at least 1 in every dimension, found {values:?}"),
+        ));
+    }
+    Ok(())
+}
+
+fn probability(at: String, p: f64) -> Result<(), ModelError> {
+    if !(0.0..1.0).contains(&p) {
+        return Err(ModelError::invalid(
+            at,
+            format!("dropout must be in [0, 1), found {p}"),
+        ));
+    }
+    Ok(())
+}
+
+impl ModelConfig {
+    /// Validates the config and resolves every shape. This is the only way to a [`Plan`], and
+    /// building a model needs a plan, so an invalid network is never built.
+    pub fn plan(&self) -> Result<Plan, ModelError> {
+        let n = self.input.size.len();
+        if !(1..=3).contains(&n) {
+            return Err(ModelError::invalid(
+                "input.size",
+                format!(
+                    "needs 1 (length), 2 (height, width) or 3 (depth, height, width) values, found {}",
+                    n
+                ),
+            ));
+        }
+        if self.input.channels == 0 {
+            return Err(ModelError::invalid(
+                "input.channels",
+                "must be at least 1, found 0",
+            ));
+        }
+        positive("input", "size", &self.input.size)?;
+
+        let mut channels = self.input.channels;
+        let mut size = self.input.size.clone();
+        let mut blocks = Vec::with_capacity(self.features.len());
+        for (i, block) in self.features.iter().enumerate() {
+            let at = format!("features[{i}]");
+            let dims = |field: &str, d: &crate::config::Dims| {
+                d.resolve(n)
+                    .map_err(|m| ModelError::invalid(format!("{at}.{field}"), m))
+            };
+            if block.out_channels == 0 {
+                return Err(ModelError::invalid(
+                    format!("{at}.out_channels"),
+                    "must be at least 1, found 0",
+                ));
+            }
+            let kernel = dims("kernel", &block.kernel)?;
+            let stride = dims("stride", &block.stride)?;
+            let dilation = dims("dilation", &block.dilation)?;
+            positive(&at, "kernel", &kernel)?;
+            positive(&at, "stride", &stride)?;
+            positive(&at, "dilation", &dilation)?;
+            if block.groups == 0 {
+                return Err(ModelError::invalid(
+                    format!("{at}.groups"),
+                    "must be at least 1, found 0",
+                ));
+            }
+            if !channels.is_multiple_of(block.groups)
+                || !block.out_channels.is_multiple_of(block.groups)
+            {
+                return Err(ModelError::invalid(
+                    format!("{at}.groups"),
+                    format!(
+                        "{} groups must divide both the input channels ({}) and out_channels ({})",
+                        block.groups, channels, block.out_channels
+                    ),
+                ));
+            }
+            let padding: Vec<(usize, usize)> = match &block.padding {
+                Padding::Valid => vec![(0, 0); n],
+                Padding::Explicit(d) => dims("padding", d)?.into_iter().map(|p| (p, p)).collect(),
+                Padding::Same => {
+                    if stride.iter().any(|&s| s != 1) {
+                        return Err(ModelError::invalid(
+                            format!("{at}.padding"),
+                            format!("\"same\" padding needs stride 1, found stride {stride:?}"),
+                        ));
+                    }
+                    let pads: Vec<(usize, usize)> = kernel
+                        .iter()
+                        .zip(&dilation)
+                        .map(|(&k, &d)| {
+                            let total = d * (k - 1);
+                            (total / 2, total - total / 2)
+                        })
+                        .collect();
+                    if n == 3 && pads.iter().any(|(b, a)| b != a) {
+                        return Err(ModelError::invalid(
+                            format!("{at}.padding"),
+                            format!(
+                                "\"same\" padding of a 3D convolution needs an odd effective kernel \
+                                 (Burn's conv3d pads symmetrically), found kernel {kernel:?} with dilation {dilation:?}"
+                            ),
+                        ));
+                    }
+                    pads
+                }
+            };
+            let mut output = Vec::with_capacity(n);
+            for d in 0..n {
+                match output_len(size[d], kernel[d], stride[d], padding[d], dilation[d]) {
+                    Some(o) => output.push(o),
+                    None => {
+                        return Err(ModelError::invalid(
+                            format!("{at}.kernel"),
+                            format!(
+                                "in dimension {d} the kernel ({} with dilation {}, effective {}) is larger than the padded input ({} + {} + {} = {}); the feature maps are already {:?} here",
+                                kernel[d],
+                                dilation[d],
+                                dilation[d] * (kernel[d] - 1) + 1,
+                                size[d],
+                                padding[d].0,
+                                padding[d].1,
+                                size[d] + padding[d].0 + padding[d].1,
+                                size
+                            ),
+                        ))
+                    }
+                }
+            }
+            let conv = ConvPlan {
+                in_channels: channels,
+                out_channels: block.out_channels,
+                kernel,
+                stride,
+                padding,
+                dilation,
+                groups: block.groups,
+                bias: block.bias,
+                input: size.clone(),
+                output: output.clone(),
+            };
+            size = output;
+            let pool = match &block.pool {
+                None => None,
+                Some(p) => {
+                    let pat = format!("{at}.pool");
+                    let pdims = |field: &str, d: &crate::config::Dims| {
+                        d.resolve(n)
+                            .map_err(|m| ModelError::invalid(format!("{pat}.{field}"), m))
+                    };
+                    let kernel = pdims("kernel", &p.kernel)?;
+                    let stride = match &p.stride {
+                        Some(s) => pdims("stride", s)?,
+                        None => kernel.clone(),
+                    };
+                    let padding = pdims("padding", &p.padding)?;
+                    positive(&pat, "kernel", &kernel)?;
+                    positive(&pat, "stride", &stride)?;
+                    if let Some(d) = (0..n).find(|&d| 2 * padding[d] > kernel[d]) {
+                        return Err(ModelError::invalid(
+                            format!("{pat}.padding"),
+                            format!(
+                                "must be at most half the kernel, found padding {} for kernel {} in dimension {d}",
+                                padding[d], kernel[d]
+                            ),
+                        ));
+                    }
+                    let mut output = Vec::with_capacity(n);
+                    for d in 0..n {
+                        match output_len(size[d], kernel[d], stride[d], (padding[d], padding[d]), 1) {
+                            Some(o) => output.push(o),
+                            None => {
+                                return Err(ModelError::invalid(
+                                    pat.clone(),
+                                    format!(
+                                        "the {:?} window {} does not fit in the feature maps of size {:?} (dimension {d}: {} + 2·{} < {}); remove this pooling or reduce the kernel",
+                                        p.kind, kernel[d], size, size[d], padding[d], kernel[d]
+                                    ),
+                                ))
+                            }
+                        }
+                    }
+                    let plan = PoolPlan {
+                        kind: p.kind,
+                        kernel,
+                        stride,
+                        padding,
+                        input: size.clone(),
+                        output: output.clone(),
+                    };
+                    size = output;
+                    Some(plan)
+                }
+            };
+            probability(format!("{at}.dropout"), block.dropout)?;
+            channels = block.out_channels;
+            blocks.push(BlockPlan {
+                conv,
+                batch_norm: block.batch_norm,
+                activation: block.activation,
+                pool,
+                dropout: block.dropout,
+            });
+        }
+
+        let flat_features = channels * size.iter().product::<usize>();
+        let mut hidden = Vec::with_capacity(self.classifier.hidden.len());
+        let mut width = flat_features;
+        for (i, &h) in self.classifier.hidden.iter().enumerate() {
+            if h == 0 {
+                return Err(ModelError::invalid(
+                    format!("classifier.hidden[{i}]"),
+                    "a layer needs at least 1 unit, found 0",
+                ));
+            }
+            hidden.push((width, h));
+            width = h;
+        }
+        probability("classifier.dropout".into(), self.classifier.dropout)?;
+        if self.num_classes < 2 {
+            return Err(ModelError::invalid(
+                "num_classes",
+                format!(
+                    "a classifier needs at least 2 classes, found {}",
+                    self.num_classes
+                ),
+            ));
+        }
+        Ok(Plan {
+            in_channels: self.input.channels,
+            input_size: self.input.size.clone(),
+            blocks,
+            flat_features,
+            hidden,
+            hidden_activation: self.classifier.activation,
+            hidden_dropout: self.classifier.dropout,
+            num_classes: self.num_classes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Dims;
+    use crate::presets::lenet5;
+
+    #[test]
+    fn output_size_of_the_worked_example() {
+        // A 7×7 input with a 3×3 kernel: 5×5 at stride 1, 3×3 at stride 2.
+        assert_eq!(output_len(7, 3, 1, (0, 0), 1), Some(5));
+        assert_eq!(output_len(7, 3, 2, (0, 0), 1), Some(3));
+        // Padding 2 keeps LeNet-5's 28×28 at 28×28 with a 5×5 kernel.
+        assert_eq!(output_len(28, 5, 1, (2, 2), 1), Some(28));
+        // Dilation 2 makes a 3-tap kernel span 5 inputs.
+        assert_eq!(output_len(7, 3, 1, (0, 0), 2), Some(3));
+        assert_eq!(output_len(4, 5, 1, (0, 0), 1), None);
+    }
+
+    fn invalid(cfg: &ModelConfig) -> (String, String) {
+        match cfg.plan() {
+            Err(ModelError::Invalid { at, message }) => (at, message),
+            other => panic!("expected an invalid-config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn spatial_size_below_one_names_the_block_and_numbers() {
+        let mut cfg = lenet5();
+        cfg.features.push(cfg.features[1].clone());
+        cfg.features[2].kernel = Dims::All(6);
+        let (at, message) = invalid(&cfg);
+        assert_eq!(at, "features[2].kernel");
+        assert!(
+            message.contains("effective 6") && message.contains("= 5)"),
+            "{message}"
+        );
+        // A pool window larger than what is left is named as the pool.
+        let mut cfg = lenet5();
+        cfg.features[1].pool.as_mut().unwrap().kernel = Dims::All(20);
+        let (at, message) = invalid(&cfg);
+        assert_eq!(at, "features[1].pool");
+        assert!(message.contains("[10, 10]"), "{message}");
+    }
+
+    #[test]
+    fn channels_must_divide_by_groups() {
+        let mut cfg = lenet5();
+        cfg.features[1].groups = 4;
+        let (at, message) = invalid(&cfg);
+        assert_eq!(at, "features[1].groups");
+        assert!(
+            message.contains("(6)") && message.contains("(16)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn zero_kernel_stride_dilation_and_channels_are_rejected() {
+        let mut cfg = lenet5();
+        cfg.features[0].kernel = Dims::Each(vec![5, 0]);
+        assert_eq!(invalid(&cfg).0, "features[0].kernel");
+        let mut cfg = lenet5();
+        cfg.features[1].stride = Dims::All(0);
+        assert_eq!(invalid(&cfg).0, "features[1].stride");
+        let mut cfg = lenet5();
+        cfg.features[0].dilation = Dims::All(0);
+        assert_eq!(invalid(&cfg).0, "features[0].dilation");
+        let mut cfg = lenet5();
+        cfg.features[0].out_channels = 0;
+        assert_eq!(invalid(&cfg).0, "features[0].out_channels");
+        let mut cfg = lenet5();
+        cfg.input.channels = 0;
+        assert_eq!(invalid(&cfg).0, "input.channels");
+    }
+
+    #[test]
+    fn a_2d_kernel_list_on_a_1d_input_is_rejected() {
+        let mut cfg = lenet5();
+        cfg.input.size = vec![28];
+        cfg.features[0].kernel = Dims::Each(vec![5, 5]);
+        let (at, message) = invalid(&cfg);
+        assert_eq!(at, "features[0].kernel");
+        assert!(
+            message.contains("2 values") && message.contains("1 spatial dimension"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn input_rank_must_be_1_to_3() {
+        let mut cfg = lenet5();
+        cfg.input.size = vec![2, 2, 2, 2];
+        assert_eq!(invalid(&cfg).0, "input.size");
+        cfg.input.size = vec![];
+        assert_eq!(invalid(&cfg).0, "input.size");
+    }
+
+    #[test]
+    fn same_padding_needs_stride_one_and_keeps_the_size() {
+        let mut cfg = lenet5();
+        cfg.features[0].padding = Padding::Same;
+        cfg.features[0].kernel = Dims::All(4); // even kernel: asymmetric 1 + 2
+        let plan = cfg.plan().unwrap();
+        assert_eq!(plan.blocks[0].conv.padding, vec![(1, 2), (1, 2)]);
+        assert_eq!(plan.blocks[0].conv.output, vec![28, 28]);
+        cfg.features[0].stride = Dims::All(2);
+        let (at, message) = invalid(&cfg);
+        assert_eq!(at, "features[0].padding");
+        assert!(message.contains("stride 1"), "{message}");
+    }
+
+    #[test]
+    fn bad_pool_padding_dropout_hidden_and_classes() {
+        let mut cfg = lenet5();
+        cfg.features[0].pool.as_mut().unwrap().padding = Dims::All(2);
+        assert_eq!(invalid(&cfg).0, "features[0].pool.padding");
+        let mut cfg = lenet5();
+        cfg.features[0].dropout = 1.0;
+        assert_eq!(invalid(&cfg).0, "features[0].dropout");
+        let mut cfg = lenet5();
+        cfg.classifier.hidden[1] = 0;
+        assert_eq!(invalid(&cfg).0, "classifier.hidden[1]");
+        let mut cfg = lenet5();
+        cfg.num_classes = 1;
+        assert_eq!(invalid(&cfg).0, "num_classes");
+    }
+
+    #[test]
+    fn lenet5_shapes() {
+        let plan = lenet5().plan().unwrap();
+        assert_eq!(plan.blocks[0].output_shape(), vec![6, 14, 14]);
+        assert_eq!(plan.blocks[1].conv.output, vec![10, 10]);
+        assert_eq!(plan.blocks[1].output_shape(), vec![16, 5, 5]);
+        assert_eq!(plan.flat_features, 400);
+        assert_eq!(plan.dense_layers(), vec![(400, 120), (120, 84), (84, 10)]);
+    }
+}

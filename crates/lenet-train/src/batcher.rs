@@ -1,0 +1,262 @@
+//! Turning dataset items into tensors: the Burn [`Batcher`] of images and labels.
+//!
+//! Items are light (an index into the in-memory dataset and, for augmented training, a seed);
+//! the batcher writes all images of a batch into one buffer, padding them to the network's input
+//! size and normalising each pixel through a 256-entry lookup table, then makes one tensor.
+
+use std::sync::Arc;
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::data::{Augmenter, Dataset};
+
+/// A batch: images `[batch, 1, height, width]`, normalised, and class indices `[batch]`.
+#[derive(Debug, Clone)]
+pub struct ImageBatch {
+    /// The images.
+    pub images: Tensor<4>,
+    /// The labels.
+    pub targets: Tensor<1, Int>,
+}
+
+/// One example: which image, and the seed of its augmentation (if augmented).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageItem {
+    /// Index into the dataset.
+    pub index: usize,
+    /// Seed of this draw's random distortion; `None` for the image as it is.
+    pub augment_seed: Option<u64>,
+}
+
+/// How images become network inputs: normalisation and placement in the input frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normalization {
+    /// Mean pixel value on the 0-1 scale.
+    pub mean: f32,
+    /// Standard deviation on the 0-1 scale.
+    pub std: f32,
+}
+
+/// The batcher.
+#[derive(Clone)]
+pub struct ImageBatcher {
+    data: Arc<Dataset>,
+    /// `(pixel / 255 - mean) / std` for every byte value: no arithmetic per pixel.
+    lut: [f32; 256],
+    height: usize,
+    width: usize,
+    top: usize,
+    left: usize,
+    augmenter: Option<Arc<Augmenter>>,
+}
+
+/// The input frame is smaller than the images, or not centred on them.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the model's input is {want_h}×{want_w} but the images are {rows}×{cols}; the input must be \
+     at least as large, with an even margin (e.g. 32×32 for 28×28 digits)"
+)]
+pub struct FrameError {
+    rows: usize,
+    cols: usize,
+    want_h: usize,
+    want_w: usize,
+}
+
+impl ImageBatcher {
+    /// A batcher for `data` producing `height × width` inputs (images are centred and padded with
+    /// background, i.e. pixel value 0, before normalisation).
+    pub fn new(
+        data: Arc<Dataset>,
+        norm: Normalization,
+        height: usize,
+        width: usize,
+        augmenter: Option<Augmenter>,
+    ) -> Result<Self, FrameError> {
+        let (rows, cols) = (data.images.rows, data.images.cols);
+        if height < rows
+            || width < cols
+            || !(height - rows).is_multiple_of(2)
+            || !(width - cols).is_multiple_of(2)
+        {
+            return Err(FrameError {
+                rows,
+                cols,
+                want_h: height,
+                want_w: width,
+            });
+        }
+        let mut lut = [0f32; 256];
+        for (v, out) in lut.iter_mut().enumerate() {
+            *out = (v as f32 / 255.0 - norm.mean) / norm.std;
+        }
+        Ok(ImageBatcher {
+            data,
+            lut,
+            height,
+            width,
+            top: (height - rows) / 2,
+            left: (width - cols) / 2,
+            augmenter: augmenter.map(Arc::new),
+        })
+    }
+
+    /// The dataset the batcher reads.
+    pub fn dataset(&self) -> &Arc<Dataset> {
+        &self.data
+    }
+
+    /// Writes item `item` into `out` (`height × width` values).
+    fn write_image(&self, item: &ImageItem, scratch: &mut Vec<u8>, out: &mut [f32]) {
+        let (rows, cols) = (self.data.images.rows, self.data.images.cols);
+        let mut src = self.data.images.image(item.index);
+        if let (Some(aug), Some(seed)) = (&self.augmenter, item.augment_seed) {
+            scratch.resize(rows * cols, 0);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            aug.apply(src, rows, cols, &mut rng, scratch);
+            src = scratch;
+        }
+        for (r, row) in src.chunks_exact(cols).enumerate() {
+            let start = (r + self.top) * self.width + self.left;
+            for (o, &p) in out[start..start + cols].iter_mut().zip(row) {
+                *o = self.lut[p as usize];
+            }
+        }
+    }
+
+    /// Builds the batch for `items` on `device`.
+    pub fn make_batch(&self, items: &[ImageItem], device: &Device) -> ImageBatch {
+        let frame = self.height * self.width;
+        let background = self.lut[0];
+        let mut pixels = vec![background; items.len() * frame];
+        let mut scratch = Vec::new();
+        for (item, out) in items.iter().zip(pixels.chunks_exact_mut(frame)) {
+            self.write_image(item, &mut scratch, out);
+        }
+        let labels: Vec<i64> = items
+            .iter()
+            .map(|i| i64::from(self.data.labels[i.index]))
+            .collect();
+        let n = items.len();
+        ImageBatch {
+            images: Tensor::from_data(
+                TensorData::new(pixels, [n, 1, self.height, self.width]),
+                device,
+            ),
+            targets: Tensor::from_data(TensorData::new(labels, [n]), device),
+        }
+    }
+}
+
+impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
+    fn batch(&self, items: Vec<ImageItem>, device: &Device) -> ImageBatch {
+        self.make_batch(&items, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{AugmentConfig, IdxImages};
+
+    fn tiny() -> Arc<Dataset> {
+        // Two 2×3 images: 0..6 and 255s.
+        let mut pixels: Vec<u8> = (0..6).collect();
+        pixels.extend([255u8; 6]);
+        Arc::new(Dataset {
+            name: "tiny".into(),
+            class_names: vec!["a".into(), "b".into()],
+            images: IdxImages {
+                count: 2,
+                rows: 2,
+                cols: 3,
+                pixels,
+            },
+            labels: vec![1, 0],
+        })
+    }
+
+    #[test]
+    fn normalises_pads_and_keeps_labels() {
+        let norm = Normalization {
+            mean: 0.5,
+            std: 0.25,
+        };
+        let b = ImageBatcher::new(tiny(), norm, 4, 5, None).unwrap();
+        let items = [1, 0].map(|index| ImageItem {
+            index,
+            augment_seed: None,
+        });
+        let batch = b.make_batch(&items, &Device::flex());
+        assert_eq!(batch.images.dims(), [2, 1, 4, 5]);
+        assert_eq!(
+            batch
+                .targets
+                .to_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .unwrap(),
+            vec![0, 1]
+        );
+        let v: Vec<f32> = batch.images.to_data().try_to_vec().unwrap();
+        let bg = -2.0; // (0 - 0.5) / 0.25
+                       // Image 1 (all 255 → 2.0) sits in rows 1-2, columns 1-3 of the first frame.
+        let first = &v[..20];
+        assert_eq!(first[0], bg);
+        assert_eq!(first[6], 2.0);
+        assert_eq!(first[8], 2.0);
+        assert_eq!(first[9], bg);
+        assert_eq!(first[16], bg);
+        // Image 0: pixel value 4 at row 1, col 1 → frame (2, 2).
+        let second = &v[20..];
+        assert!((second[2 * 5 + 2] - ((4.0 / 255.0 - 0.5) / 0.25)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rejects_a_frame_smaller_or_off_centre() {
+        let norm = Normalization {
+            mean: 0.0,
+            std: 1.0,
+        };
+        assert!(ImageBatcher::new(tiny(), norm, 1, 3, None).is_err());
+        let e = ImageBatcher::new(tiny(), norm, 3, 3, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("3×3") && e.contains("2×3"), "{e}");
+    }
+
+    #[test]
+    fn augmented_batches_are_reproducible() {
+        let cfg = AugmentConfig {
+            enabled: true,
+            translate: 1.0,
+            ..AugmentConfig::default()
+        };
+        let norm = Normalization {
+            mean: 0.0,
+            std: 1.0,
+        };
+        let b = ImageBatcher::new(tiny(), norm, 2, 3, Some(Augmenter::new(cfg).unwrap())).unwrap();
+        let items = [ImageItem {
+            index: 0,
+            augment_seed: Some(3),
+        }];
+        let x: Vec<f32> = b
+            .make_batch(&items, &Device::flex())
+            .images
+            .to_data()
+            .try_to_vec()
+            .unwrap();
+        let y: Vec<f32> = b
+            .make_batch(&items, &Device::flex())
+            .images
+            .to_data()
+            .try_to_vec()
+            .unwrap();
+        assert_eq!(x, y);
+    }
+}

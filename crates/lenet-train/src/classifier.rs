@@ -1,0 +1,47 @@
+//! The network as a Burn-train learner model: forward pass with cross-entropy loss.
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
+use lenet_model::ConvNet;
+
+use crate::batcher::ImageBatch;
+
+/// A [`ConvNet`] trained as a classifier with cross-entropy on its logits.
+///
+/// A wrapper because `TrainStep` (burn-train) and `ConvNet` (lenet-model) are both foreign here.
+#[derive(Module, Debug)]
+pub struct Classifier {
+    /// The network.
+    pub net: ConvNet,
+}
+
+impl Classifier {
+    /// Logits, loss and targets of a batch.
+    pub fn forward_classification(&self, batch: ImageBatch) -> ClassificationOutput {
+        let output = self.net.forward_2d(batch.images);
+        let loss = CrossEntropyLossConfig::new()
+            .init(&output.device())
+            .forward(output.clone(), batch.targets.clone());
+        ClassificationOutput::new(loss, output, batch.targets)
+    }
+}
+
+impl TrainStep for Classifier {
+    type Input = ImageBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: ImageBatch) -> TrainOutput<ClassificationOutput> {
+        let item = self.forward_classification(batch);
+        TrainOutput::new(self, item.loss.backward(), item)
+    }
+}
+
+impl InferenceStep for Classifier {
+    type Input = ImageBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: ImageBatch) -> ClassificationOutput {
+        self.forward_classification(batch)
+    }
+}

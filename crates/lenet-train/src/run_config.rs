@@ -1,0 +1,602 @@
+//! The run configuration: one TOML file with `[model]`, `[data]`, `[training]` and `[backend]`.
+//!
+//! Plain serde structs with defaults and `deny_unknown_fields` (Burn's `Config` derive would make
+//! every field required). Command-line overrides (`--set training.optimizer.lr=0.01`) are applied
+//! to the TOML table before it is read, so they are checked exactly like the file.
+
+use std::path::{Path, PathBuf};
+
+use lenet_model::ModelConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{AugmentConfig, Holdout};
+
+/// Errors in a run configuration; each names the file and the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not TOML, an unknown key, a wrong type or an impossible value.
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// The file the config came from.
+        origin: String,
+        /// What is wrong, starting with the key path.
+        message: String,
+    },
+    /// The `[model]` table is invalid.
+    #[error(transparent)]
+    Model(#[from] lenet_model::ModelError),
+    /// An override given on the command line is malformed.
+    #[error("bad override `{0}`: expected KEY=VALUE, e.g. training.optimizer.lr=0.01")]
+    Override(String),
+}
+
+/// A whole run: what to train, on what, how, and where.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunConfig {
+    /// The network (presets expanded).
+    pub model: ModelConfig,
+    /// The dataset and its preparation.
+    pub data: DataConfig,
+    /// The optimisation.
+    pub training: TrainingConfig,
+    /// The device.
+    pub backend: BackendConfig,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// `mnist`, `fashion-mnist` or `custom` (then `[data.custom]` gives the files).
+    #[serde(default = "default_dataset")]
+    pub dataset: String,
+    /// Training images held out for validation: a count (`5000`) or a fraction (`0.1`).
+    #[serde(default)]
+    pub validation: Holdout,
+    /// Extra download mirrors (base URLs), tried before the built-in ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
+    /// Random distortions of the training images.
+    #[serde(default)]
+    pub augment: AugmentConfig,
+    /// Any pair of IDX files as a dataset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<CustomData>,
+}
+
+fn default_dataset() -> String {
+    "mnist".into()
+}
+
+/// `[data.custom]`: IDX files of your own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomData {
+    /// Training images (IDX3, raw or gzip).
+    pub train_images: PathBuf,
+    /// Training labels (IDX1).
+    pub train_labels: PathBuf,
+    /// Test images.
+    pub test_images: PathBuf,
+    /// Test labels.
+    pub test_labels: PathBuf,
+    /// Class names; their number is the number of classes.
+    pub class_names: Vec<String>,
+    /// Pixel mean (0-1 scale) for normalisation; default 0.5.
+    #[serde(default = "half")]
+    pub mean: f32,
+    /// Pixel standard deviation for normalisation; default 0.5.
+    #[serde(default = "half")]
+    pub std: f32,
+}
+
+fn half() -> f32 {
+    0.5
+}
+
+/// `[training]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Passes over the training set.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Images per step.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Seed of weights, split, shuffling and augmentation.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Threads preparing batches (0 = in the training thread).
+    #[serde(default = "default_workers")]
+    pub num_workers: usize,
+    /// The optimizer.
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    /// The learning-rate schedule.
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    /// Clip the gradient norm to this value (none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip_norm: Option<f32>,
+    /// Stop when the validation accuracy has not improved for `patience` epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
+    /// Checkpoints to keep besides the best one.
+    #[serde(default = "default_keep")]
+    pub keep_checkpoints: usize,
+    /// Which weights become `model.bpk`: `best` (by validation accuracy) or `last`.
+    #[serde(default)]
+    pub final_model: FinalModel,
+}
+
+fn default_epochs() -> usize {
+    10
+}
+fn default_batch_size() -> usize {
+    64
+}
+fn default_seed() -> u64 {
+    42
+}
+fn default_workers() -> usize {
+    1
+}
+fn default_keep() -> usize {
+    2
+}
+
+/// `[training.optimizer]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    /// `sgd`, `adam` or `adamw`.
+    #[serde(default)]
+    pub kind: OptimizerKind,
+    /// Learning rate (the peak rate for `one_cycle`).
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// L2 penalty (`sgd`, `adam`) or decoupled weight decay (`adamw`).
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// SGD momentum.
+    #[serde(default)]
+    pub momentum: f64,
+    /// Nesterov momentum (SGD).
+    #[serde(default)]
+    pub nesterov: bool,
+    /// Adam β1.
+    #[serde(default = "default_beta1")]
+    pub beta1: f32,
+    /// Adam β2.
+    #[serde(default = "default_beta2")]
+    pub beta2: f32,
+    /// Adam ε.
+    #[serde(default = "default_eps")]
+    pub epsilon: f32,
+}
+
+fn default_lr() -> f64 {
+    1e-3
+}
+fn default_beta1() -> f32 {
+    0.9
+}
+fn default_beta2() -> f32 {
+    0.999
+}
+fn default_eps() -> f32 {
+    1e-8
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            lr: default_lr(),
+            weight_decay: 0.0,
+            momentum: 0.0,
+            nesterov: false,
+            beta1: default_beta1(),
+            beta2: default_beta2(),
+            epsilon: default_eps(),
+        }
+    }
+}
+
+/// The optimizer algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// Stochastic gradient descent, optionally with (Nesterov) momentum.
+    Sgd,
+    /// Adam.
+    #[default]
+    Adam,
+    /// Adam with decoupled weight decay.
+    Adamw,
+}
+
+/// `[training.schedule]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// `constant`, `step`, `cosine` or `one_cycle`.
+    #[serde(default)]
+    pub kind: ScheduleKind,
+    /// Epochs of linear warm-up from 0 (cosine, step, constant).
+    #[serde(default)]
+    pub warmup_epochs: usize,
+    /// `step`: multiply the rate by `gamma` every `step_epochs` epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_epochs: Option<usize>,
+    /// `step`: the factor (default 0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gamma: Option<f64>,
+    /// `cosine`, `one_cycle`: the final rate (default 0).
+    #[serde(default)]
+    pub min_lr: f64,
+}
+
+/// The shape of the learning-rate schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    /// The same rate throughout.
+    #[default]
+    Constant,
+    /// Divided by a factor at fixed intervals.
+    Step,
+    /// Cosine annealing to `min_lr`.
+    Cosine,
+    /// Linear warm-up to `lr` for 30 % of the steps, then cosine down to `min_lr`.
+    OneCycle,
+}
+
+/// `[training.early_stopping]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStopping {
+    /// Epochs without improvement of the validation accuracy before stopping.
+    pub patience: usize,
+}
+
+/// Which weights the run keeps as its model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalModel {
+    /// The epoch with the best validation accuracy.
+    #[default]
+    Best,
+    /// The last epoch.
+    Last,
+}
+
+/// `[backend]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `flex` (CPU, default), `ndarray` (CPU), `wgpu` (GPU), `cuda` (NVIDIA) or `auto`.
+    #[serde(default = "default_backend")]
+    pub kind: String,
+    /// Device index (GPU backends).
+    #[serde(default)]
+    pub device: usize,
+}
+
+fn default_backend() -> String {
+    "flex".into()
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            kind: default_backend(),
+            device: 0,
+        }
+    }
+}
+
+/// The non-model part of the file, read with serde.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rest {
+    #[serde(default = "default_data")]
+    data: DataConfig,
+    #[serde(default = "default_training")]
+    training: TrainingConfig,
+    #[serde(default)]
+    backend: BackendConfig,
+}
+
+fn default_data() -> DataConfig {
+    DataConfig {
+        dataset: default_dataset(),
+        validation: Holdout::default(),
+        mirrors: Vec::new(),
+        augment: AugmentConfig::default(),
+        custom: None,
+    }
+}
+
+fn default_training() -> TrainingConfig {
+    TrainingConfig {
+        epochs: default_epochs(),
+        batch_size: default_batch_size(),
+        seed: default_seed(),
+        num_workers: default_workers(),
+        optimizer: OptimizerConfig::default(),
+        schedule: ScheduleConfig::default(),
+        grad_clip_norm: None,
+        early_stopping: None,
+        keep_checkpoints: default_keep(),
+        final_model: FinalModel::Best,
+    }
+}
+
+impl RunConfig {
+    /// Reads a run config file and applies `overrides` (`KEY=VALUE`, KEY a dotted path).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<RunConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Parses run config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<RunConfig, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            message,
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        let model = match table.remove("model") {
+            Some(toml::Value::Table(t)) => ModelConfig::from_table(t, origin, "model.")?,
+            Some(_) => return Err(invalid("model: expected a table".into())),
+            None => {
+                return Err(invalid(
+                    "missing [model] table (e.g. `[model]\\npreset = \"lenet5\"`)".into(),
+                ))
+            }
+        };
+        let rest: Rest =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let path = e.path().to_string();
+                invalid(format!("{path}: {}", e.into_inner().message()))
+            })?;
+        let config = RunConfig {
+            model,
+            data: rest.data,
+            training: rest.training,
+            backend: rest.backend,
+        };
+        config.validate().map_err(invalid)?;
+        Ok(config)
+    }
+
+    /// Checks values that serde cannot: ranges and combinations.
+    fn validate(&self) -> Result<(), String> {
+        let t = &self.training;
+        if t.epochs == 0 {
+            return Err("training.epochs: must be at least 1".into());
+        }
+        if t.batch_size == 0 {
+            return Err("training.batch_size: must be at least 1".into());
+        }
+        let lr = t.optimizer.lr;
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(format!(
+                "training.optimizer.lr: must be a positive number, found {lr}"
+            ));
+        }
+        if t.optimizer.weight_decay < 0.0 {
+            return Err("training.optimizer.weight_decay: must not be negative".into());
+        }
+        if !(0.0..1.0).contains(&t.optimizer.momentum) {
+            return Err(format!(
+                "training.optimizer.momentum: must be in [0, 1), found {}",
+                t.optimizer.momentum
+            ));
+        }
+        if t.optimizer.kind != OptimizerKind::Sgd
+            && (t.optimizer.momentum != 0.0 || t.optimizer.nesterov)
+        {
+            return Err("training.optimizer.momentum/nesterov: only for kind = \"sgd\"".into());
+        }
+        if t.optimizer.nesterov && t.optimizer.momentum == 0.0 {
+            return Err("training.optimizer.nesterov: needs a momentum > 0".into());
+        }
+        if let Some(c) = t.grad_clip_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(format!(
+                    "training.grad_clip_norm: must be positive, found {c}"
+                ));
+            }
+        }
+        let s = &t.schedule;
+        if s.kind != ScheduleKind::Step && (s.step_epochs.is_some() || s.gamma.is_some()) {
+            return Err("training.schedule.step_epochs/gamma: only for kind = \"step\"".into());
+        }
+        if s.step_epochs == Some(0) {
+            return Err("training.schedule.step_epochs: must be at least 1".into());
+        }
+        if s.min_lr < 0.0 || s.min_lr > lr {
+            return Err(format!(
+                "training.schedule.min_lr: must be in [0, lr = {lr}], found {}",
+                s.min_lr
+            ));
+        }
+        if s.warmup_epochs >= t.epochs && s.warmup_epochs > 0 {
+            return Err(format!(
+                "training.schedule.warmup_epochs: {} warm-up epochs leave none of the {} epochs",
+                s.warmup_epochs, t.epochs
+            ));
+        }
+        match self.data.dataset.as_str() {
+            "mnist" | "fashion-mnist" => {
+                if self.data.custom.is_some() {
+                    return Err("data.custom: only with dataset = \"custom\"".into());
+                }
+            }
+            "custom" => match &self.data.custom {
+                None => return Err("data.custom: dataset = \"custom\" needs a [data.custom] table with the four IDX files and class_names".into()),
+                Some(c) if c.class_names.len() != self.model.num_classes => {
+                    return Err(format!(
+                        "data.custom.class_names: {} names but model.num_classes = {}",
+                        c.class_names.len(),
+                        self.model.num_classes
+                    ))
+                }
+                Some(c) if c.std.is_nan() || c.std <= 0.0 => return Err("data.custom.std: must be positive".into()),
+                Some(_) => {}
+            },
+            other => {
+                return Err(format!(
+                    "data.dataset: unknown dataset `{other}`; expected \"mnist\", \"fashion-mnist\" or \"custom\""
+                ))
+            }
+        }
+        if self.data.dataset != "custom" && self.model.num_classes != 10 {
+            return Err(format!(
+                "model.num_classes: {} has 10 classes but the model has {}",
+                self.data.dataset, self.model.num_classes
+            ));
+        }
+        Ok(())
+    }
+
+    /// The resolved config as TOML (presets expanded, overrides applied), for the run directory.
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Applies `a.b.c=value` to a TOML table. The value is read as TOML (`0.01`, `true`, `[1, 2]`,
+/// `"text"`), or taken as a string if it is not valid TOML (`--set data.dataset=fashion-mnist`).
+pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigError> {
+    let (key, raw) = spec
+        .split_once('=')
+        .ok_or_else(|| ConfigError::Override(spec.to_string()))?;
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(ConfigError::Override(spec.to_string()));
+    }
+    let value = toml::from_str::<toml::Table>(&format!("v = {}", raw.trim()))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.trim().to_string()));
+    let mut node = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = node
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(ConfigError::Override(format!(
+                    "{spec} ({part} is not a table)"
+                )))
+            }
+        };
+    }
+    node.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[model]\npreset = \"lenet5\"\n";
+
+    fn err(text: &str, overrides: &[&str]) -> String {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        match RunConfig::parse(text, "run.toml", &o) {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = RunConfig::parse(BASE, "run.toml", &[]).unwrap();
+        assert_eq!(c.training.epochs, 10);
+        assert_eq!(c.training.optimizer.kind, OptimizerKind::Adam);
+        assert_eq!(c.backend.kind, "flex");
+        assert_eq!(c.data.validation, Holdout::Count(5000));
+        let o = [
+            "training.optimizer.lr=0.01".to_string(),
+            "backend.kind=ndarray".into(),
+            "training.epochs=3".into(),
+        ];
+        let c = RunConfig::parse(BASE, "run.toml", &o).unwrap();
+        assert_eq!(c.training.optimizer.lr, 0.01);
+        assert_eq!(c.backend.kind, "ndarray");
+        assert_eq!(c.training.epochs, 3);
+        // The resolved config reads back to the same thing.
+        let back = RunConfig::parse(&c.to_toml_string(), "resolved.toml", &[]).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn unknown_keys_wrong_types_and_bad_values_name_file_and_key() {
+        let m = err(&format!("{BASE}[training]\nepochz = 3\n"), &[]);
+        assert!(
+            m.starts_with("run.toml: training") && m.contains("epochz"),
+            "{m}"
+        );
+        let m = err(&format!("{BASE}[training]\nepochs = \"three\"\n"), &[]);
+        assert!(m.starts_with("run.toml: training.epochs"), "{m}");
+        let m = err(&format!("{BASE}[training]\nepochs = 0\n"), &[]);
+        assert!(m.contains("training.epochs"), "{m}");
+        let m = err(BASE, &["training.optimizer.lr=-1"]);
+        assert!(m.contains("training.optimizer.lr"), "{m}");
+        let m = err(BASE, &["training.optimizer.kind=rmsprop"]);
+        assert!(
+            m.contains("training.optimizer.kind") && m.contains("rmsprop"),
+            "{m}"
+        );
+        let m = err(BASE, &["training.optimizer.momentum=0.9"]);
+        assert!(m.contains("only for kind = \"sgd\""), "{m}");
+        let m = err(BASE, &["data.dataset=cifar"]);
+        assert!(m.contains("data.dataset") && m.contains("cifar"), "{m}");
+        let m = err("[training]\nepochs = 1\n", &[]);
+        assert!(m.contains("[model]"), "{m}");
+        let m = err(
+            &format!("{BASE}[model.input]\nchannels = 1\nsize = [28, 28]\nextra = 1\n"),
+            &[],
+        );
+        assert!(
+            m.starts_with("run.toml: model.input") && m.contains("extra"),
+            "{m}"
+        );
+        let m = err(BASE, &["trainingepochs"]);
+        assert!(m.contains("KEY=VALUE"), "{m}");
+    }
+
+    #[test]
+    fn shipped_configs_load() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                RunConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 4);
+    }
+}
