@@ -21,6 +21,8 @@ enum Reply {
     NotFound,
     /// 200 announcing the whole body, but the connection is closed after this many bytes.
     Cut(Vec<u8>, usize),
+    /// 200 with `Content-Encoding: gzip` (a misconfigured mirror serving a `.gz` file).
+    Encoded(Vec<u8>),
 }
 
 /// A server that handles at most `max_connections` connections, one request each, and stops by
@@ -28,7 +30,7 @@ enum Reply {
 /// requests served.
 fn serve<F>(max_connections: usize, route: F) -> (String, JoinHandle<Vec<String>>)
 where
-    F: Fn(&str) -> Reply + Send + Sync + 'static,
+    F: Fn(&str, &str) -> Reply + Send + Sync + 'static,
 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -55,7 +57,7 @@ where
     (base, handle)
 }
 
-fn handle_connection(mut stream: TcpStream, route: &dyn Fn(&str) -> Reply) -> Option<String> {
+fn handle_connection(mut stream: TcpStream, route: &dyn Fn(&str, &str) -> Reply) -> Option<String> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut request = Vec::new();
@@ -74,13 +76,22 @@ fn handle_connection(mut stream: TcpStream, route: &dyn Fn(&str) -> Reply) -> Op
             "HTTP/1.1 {status}\r\nContent-Length: {len}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
         )
     };
-    let _ = match route(&path) {
+    let _ = match route(&path, &text) {
         Reply::Body(body) => stream
             .write_all(head("200 OK", body.len()).as_bytes())
             .and_then(|()| stream.write_all(&body)),
         Reply::NotFound => stream.write_all(
             b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
         ),
+        Reply::Encoded(body) => stream
+            .write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Encoding: gzip\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .and_then(|()| stream.write_all(&body)),
         Reply::Cut(body, keep) => stream
             .write_all(head("200 OK", body.len()).as_bytes())
             .and_then(|()| stream.write_all(&body[..keep])),
@@ -167,7 +178,7 @@ fn downloads_real_mnist_files_and_loads_them() {
         return;
     };
     let served = files.clone();
-    let (base, server) = serve(2, move |path| {
+    let (base, server) = serve(2, move |path, _| {
         served
             .iter()
             .find(|(n, _)| path == format!("/mnist/{n}"))
@@ -203,7 +214,7 @@ fn downloads_real_mnist_files_and_loads_them() {
 fn corrupted_file_is_rejected_and_nothing_is_left() {
     let (mut body, sha) = synthetic();
     body[1234] ^= 0x40;
-    let (base, server) = serve(1, move |_| Reply::Body(body.clone()));
+    let (base, server) = serve(1, move |_, _| Reply::Body(body.clone()));
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("sub").join("file.gz");
     let url = format!("{base}/file.gz");
@@ -232,7 +243,7 @@ fn corrupted_file_is_rejected_and_nothing_is_left() {
 fn not_found_falls_through_to_the_next_mirror() {
     let (body, sha) = synthetic();
     let good = body.clone();
-    let (base, server) = serve(2, move |path| {
+    let (base, server) = serve(2, move |path, _| {
         if path.starts_with("/good/") {
             Reply::Body(good.clone())
         } else {
@@ -251,7 +262,7 @@ fn not_found_falls_through_to_the_next_mirror() {
 #[test]
 fn every_failed_mirror_is_listed() {
     let (_, sha) = synthetic();
-    let (base, server) = serve(2, |_| Reply::NotFound);
+    let (base, server) = serve(2, |_, _| Reply::NotFound);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.gz");
     let urls = [
@@ -279,7 +290,7 @@ fn every_failed_mirror_is_listed() {
 fn connection_cut_mid_body_leaves_nothing() {
     let (body, sha) = synthetic();
     let half = body.len() / 2;
-    let (base, server) = serve(1, move |_| Reply::Cut(body.clone(), half));
+    let (base, server) = serve(1, move |_, _| Reply::Cut(body.clone(), half));
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.gz");
     let url = format!("{base}/f.gz");
@@ -304,7 +315,7 @@ fn connection_cut_mid_body_leaves_nothing() {
 fn cut_then_good_mirror_succeeds() {
     let (body, sha) = synthetic();
     let served = body.clone();
-    let (base, server) = serve(2, move |path| {
+    let (base, server) = serve(2, move |path, _| {
         if path.starts_with("/cut/") {
             Reply::Cut(served.clone(), 1000)
         } else {
@@ -324,7 +335,7 @@ fn cut_then_good_mirror_succeeds() {
 fn a_good_download_replaces_an_existing_file_atomically() {
     let (body, sha) = synthetic();
     let served = body.clone();
-    let (base, server) = serve(1, move |_| Reply::Body(served.clone()));
+    let (base, server) = serve(1, move |_, _| Reply::Body(served.clone()));
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.gz");
     std::fs::write(&dest, b"stale").unwrap();
@@ -341,11 +352,47 @@ fn labels_served_locally_parse() {
         return;
     };
     let labels = files[1].1.clone();
-    let (base, server) = serve(1, move |_| Reply::Body(labels.clone()));
+    let (base, server) = serve(1, move |_, _| Reply::Body(labels.clone()));
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("labels");
     let f = DatasetKind::Mnist.file(Split::Test, FileRole::Labels);
     download_verified(&[format!("{base}/x")], &dest, f.sha256).unwrap();
     assert_eq!(read_labels(&dest).unwrap().len(), 10_000);
+    server.join().unwrap();
+}
+
+#[test]
+fn asks_for_identity_encoding_and_explains_decoded_bodies() {
+    let (body, sha) = synthetic();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&body).unwrap();
+    let gz = enc.finish().unwrap();
+    let (base, server) = serve(1, move |_, head| {
+        assert!(
+            head.to_ascii_lowercase().contains("accept-encoding: identity"),
+            "{head}"
+        );
+        Reply::Encoded(gz.clone())
+    });
+    // The expected digest is that of the compressed file, as for the real datasets; ureq
+    // decodes the body because of the header, so the checksum fails, and the reason says why.
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("f.gz");
+    let gz_sha = {
+        let p = dir.path().join("probe");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&synthetic().0).unwrap();
+        std::fs::write(&p, e.finish().unwrap()).unwrap();
+        let s = sha256_file(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        s
+    };
+    assert_ne!(gz_sha, sha);
+    let err = download_verified(&[format!("{base}/f.gz")], &dest, &gz_sha).unwrap_err();
+    let a = attempts(&err);
+    assert!(a[0].1.contains("checksum mismatch"), "{a:?}");
+    assert!(a[0].1.contains(&sha), "the decoded body was hashed: {a:?}");
+    assert!(a[0].1.contains("Content-Encoding: gzip"), "{a:?}");
+    assert!(entries(dir.path()).is_empty());
     server.join().unwrap();
 }
