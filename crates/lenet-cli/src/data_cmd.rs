@@ -20,6 +20,23 @@ use lenet_train::data::{
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+/// Writes to standard output, ignoring write errors: a closed pipe (`lenet data verify | head`)
+/// must not turn into a panic or a failure.
+fn emit(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_fmt(text);
+}
+
+/// `println!` through [`emit`].
+macro_rules! say {
+    () => {
+        emit(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 /// Arguments of `lenet data`.
 #[derive(Args, Debug)]
 pub struct DataArgs {
@@ -120,18 +137,18 @@ fn fetch(args: &FetchArgs) -> Result<()> {
     let root = resolve_data_root(args.data_dir.as_deref());
     let kind = args.dataset;
     let dir = kind.dir(&root);
-    println!("fetching {kind} into {}", dir.display());
+    say!("fetching {kind} into {}", dir.display());
     for f in kind.files() {
         let gz = dir.join(f.name);
         let raw = dir.join(f.raw_name());
         if gz.is_file() {
             match verify_sha256(&gz, f.sha256) {
                 Ok(()) => {
-                    println!("  {}: already present, checksum ok", f.name);
+                    say!("  {}: already present, checksum ok", f.name);
                     continue;
                 }
                 Err(DataError::ChecksumMismatch { .. }) => {
-                    println!(
+                    say!(
                         "  {}: present but its checksum is wrong; downloading again",
                         f.name
                     );
@@ -139,17 +156,17 @@ fn fetch(args: &FetchArgs) -> Result<()> {
                 Err(e) => return Err(e.into()),
             }
         } else if raw.is_file() && verify_sha256(&raw, f.sha256_raw).is_ok() {
-            println!(
+            say!(
                 "  {}: already present uncompressed, checksum ok",
                 f.raw_name()
             );
             continue;
         }
-        println!("  {}: downloading ...", f.name);
+        say!("  {}: downloading ...", f.name);
         download_verified(&file_urls(kind, f, &args.mirrors), &gz, f.sha256)?;
-        println!("  {}: downloaded, checksum ok", f.name);
+        say!("  {}: downloaded, checksum ok", f.name);
     }
-    println!();
+    say!();
     let report = check_dir(&dir, Some(kind), &format!("{kind}/"));
     report.finish()
 }
@@ -225,14 +242,15 @@ fn show(args: &ShowArgs) -> Result<()> {
         .class_names
         .get(usize::from(label))
         .map_or("?", String::as_str);
-    println!(
+    say!(
         "{kind} {} #{}: label {label} ({class}){note}",
-        args.split, args.index
+        args.split,
+        args.index
     );
-    print!("{}", text_art(&shown, rows, cols));
+    emit(format_args!("{}", text_art(&shown, rows, cols)));
     if let Some(p) = &args.png {
         write_png(p, &shown, rows, cols)?;
-        println!("wrote {}", p.display());
+        say!("wrote {}", p.display());
     }
     Ok(())
 }
@@ -278,7 +296,7 @@ impl Report {
 
     /// Prints the table; an error listing the problems if there are any.
     fn finish(self) -> Result<()> {
-        print!("{}", self.table());
+        emit(format_args!("{}", self.table()));
         if self.problems.is_empty() {
             return Ok(());
         }
@@ -457,11 +475,22 @@ mod tests {
         Cli::try_parse_from(std::iter::once("data").chain(args.iter().copied())).map(|c| c.command)
     }
 
-    /// `LENET_DATA_DIR`, else the repository's `../shared/data`.
+    /// `LENET_DATA_DIR` (a relative path is also tried from the workspace root), else the
+    /// repository's `../shared/data`.
     fn real_root() -> PathBuf {
-        std::env::var_os("LENET_DATA_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        match std::env::var_os("LENET_DATA_DIR") {
+            Some(v) if !v.is_empty() => {
+                let p = PathBuf::from(v);
+                let from_workspace = manifest.join("../..").join(&p);
+                if p.is_relative() && !p.exists() && from_workspace.exists() {
+                    from_workspace
+                } else {
+                    p
+                }
+            }
+            _ => manifest.join("../../../shared/data"),
+        }
     }
 
     /// A small fake dataset with the standard names under `dir`.

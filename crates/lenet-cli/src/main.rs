@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench_cmd;
 mod checkpoint;
 mod data_cmd;
 mod eval_cmd;
@@ -33,6 +34,8 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Classify your own pictures with a trained model.
     Predict(predict_cmd::PredictArgs),
+    /// Measure throughput (so far: the batcher).
+    Bench(bench_cmd::BenchArgs),
     /// Download, verify and look at datasets.
     Data(data_cmd::DataArgs),
 }
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval_cmd::run(args),
         Command::Predict(args) => predict_cmd::run(args),
         Command::Data(args) => data_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,7 +2,7 @@
 //!
 //! Data, training and evaluation for the networks of `lenet-model`:
 //!
-//! * [`data`]: IDX files, MNIST and Fashion-MNIST (download and verification), the
+//! * [`data`] (the `lenet-data` crate): IDX files, MNIST and Fashion-MNIST (download and verification), the
 //!   train/validation split, augmentation;
 //! * [`batcher`] and [`subset`]: items to tensors, epoch order and augmentation seeds;
 //! * [`run_config`]: the run configuration (`[model]`, `[data]`, `[training]`, `[backend]`);
@@ -10,10 +10,12 @@
 //! * [`evaluate()`]: accuracy, loss, per-class metrics and the confusion matrix;
 //! * [`predict`]: MNIST-style preprocessing of your own pictures, and their classification.
 
+/// The data layer (the `lenet-data` crate), re-exported.
+pub use lenet_data as data;
+
 pub mod backend;
 pub mod batcher;
 pub mod classifier;
-pub mod data;
 pub mod evaluate;
 pub mod predict;
 pub mod progress;

@@ -7,9 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use lenet_train::data::{
-    read_images, read_labels, sha256_file, Dataset, DatasetKind, FileRole, Split,
-};
+use lenet_data::{read_images, read_labels, sha256_file, Dataset, DatasetKind, FileRole, Split};
 
 /// The data root if every file of both datasets is there; `None` (after a notice) if not.
 fn data_root() -> Option<PathBuf> {

@@ -93,7 +93,8 @@ fn agent_for(url: &str) -> ureq::Agent {
         .timeout_recv_response(Some(Duration::from_secs(60)))
         .timeout_recv_body(Some(Duration::from_secs(30 * 60)))
         .timeout_per_call(Some(Duration::from_secs(60 * 60)))
-        // The files are already compressed; ask for them byte for byte.
+        // The files are already compressed; ask for them byte for byte. (ureq is built without
+        // its `gzip` feature, so even a `Content-Encoding: gzip` reply is passed through as is.)
         .accept_encoding("identity")
         .http_status_as_error(true);
     if is_loopback(url) {
@@ -127,15 +128,6 @@ fn try_mirror(url: &str, dest: &Path, expected: &str) -> Result<(), Attempt> {
         .get(url)
         .call()
         .map_err(|e| Attempt::Mirror(describe(&e)))?;
-    // A server that insists on a transfer encoding gets its body decoded by ureq, which changes
-    // the bytes; say so if the checksum then fails.
-    let encoding_note = response
-        .headers()
-        .get("content-encoding")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.eq_ignore_ascii_case("identity"))
-        .map(|v| format!(" (the server sent Content-Encoding: {v}, so the body was decoded in transit)"))
-        .unwrap_or_default();
     let mut body = response
         .into_body()
         .into_with_config()
@@ -160,9 +152,7 @@ fn try_mirror(url: &str, dest: &Path, expected: &str) -> Result<(), Attempt> {
                 drop(out);
                 return Err(discard(
                     file,
-                    Attempt::Mirror(format!(
-                        "connection error while receiving the body: {e}{encoding_note}"
-                    )),
+                    Attempt::Mirror(format!("connection error while receiving the body: {e}")),
                 ));
             }
         };
@@ -190,7 +180,7 @@ fn try_mirror(url: &str, dest: &Path, expected: &str) -> Result<(), Attempt> {
         return Err(discard(
             file,
             Attempt::Mirror(format!(
-                "checksum mismatch: expected sha256 {expected}, got {actual}{encoding_note}"
+                "checksum mismatch: expected sha256 {expected}, got {actual}"
             )),
         ));
     }

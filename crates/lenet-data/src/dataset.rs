@@ -474,7 +474,7 @@ pub fn ensure_available(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::idx::{write_images, write_labels};
+    use crate::idx::{write_images, write_labels};
 
     fn write_pair(dir: &Path, count: usize, labels: &[u8]) -> (PathBuf, PathBuf) {
         let ip = dir.join("imgs.gz");
