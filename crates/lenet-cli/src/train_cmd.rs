@@ -15,7 +15,7 @@ pub struct TrainArgs {
     /// The run config (TOML). With --resume it defaults to the run directory's config.toml.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Where the run's files go (default: runs/<config name>-<date>-<time>).
+    /// Where the run's files go (default: runs/CONFIG-DATE-TIME).
     #[arg(long)]
     run_dir: Option<PathBuf>,
     /// Continue the run in --run-dir from its last checkpoint.
