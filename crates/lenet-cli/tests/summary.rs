@@ -78,3 +78,29 @@ fn bad_configs_exit_2_with_the_file_and_field() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_reports_throughput_as_json_and_needs_a_mode() {
+    let (code, out, err) = run(lenet().args([
+        "bench",
+        "--train",
+        "--inference",
+        "--steps",
+        "3",
+        "--batch-sizes",
+        "8",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["backend"], "flex");
+    let r = v["results"].as_array().unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0]["what"], "train");
+    assert_eq!(r[0]["batch_size"], 8);
+    assert!(r[0]["images_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(r[1]["batch_size"], 1000);
+    let (code, _, err) = run(lenet().args(["bench"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--train"), "{err}");
+}
