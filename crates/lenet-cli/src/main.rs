@@ -56,7 +56,18 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`lenet eval | head`) would panic; the
+/// default action ends the process quietly, like other command-line tools.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to its default before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Summary(args) => summary_cmd::run(args),
