@@ -6,7 +6,7 @@
 //! handling, `metrics.csv`, `summary.json`, the final `model.bpk` and the test-set evaluation.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -518,9 +518,4 @@ pub fn train(config: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Tr
     };
     dir.write_summary(&summary)?;
     Ok(summary)
-}
-
-/// Where a trained model lives: a run directory or a weights file with its `config.toml` beside.
-pub fn resolve_checkpoint(path: &Path) -> Result<(PathBuf, PathBuf), run_dir::RunDirError> {
-    run_dir::resolve_checkpoint(path)
 }
