@@ -475,22 +475,8 @@ mod tests {
         Cli::try_parse_from(std::iter::once("data").chain(args.iter().copied())).map(|c| c.command)
     }
 
-    /// `LENET_DATA_DIR` (a relative path is also tried from the workspace root), else the
-    /// repository's `../shared/data`.
     fn real_root() -> PathBuf {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        match std::env::var_os("LENET_DATA_DIR") {
-            Some(v) if !v.is_empty() => {
-                let p = PathBuf::from(v);
-                let from_workspace = manifest.join("../..").join(&p);
-                if p.is_relative() && !p.exists() && from_workspace.exists() {
-                    from_workspace
-                } else {
-                    p
-                }
-            }
-            _ => manifest.join("../../../shared/data"),
-        }
+        lenet_train::data::testing::real_data_root()
     }
 
     /// A small fake dataset with the standard names under `dir`.

@@ -9,6 +9,8 @@ pub mod error;
 pub mod idx;
 pub mod render;
 pub mod split;
+#[doc(hidden)]
+pub mod testing;
 
 pub use augment::{warp_affine, Affine, AugmentConfig, Augmenter};
 pub use dataset::{

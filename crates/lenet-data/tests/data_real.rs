@@ -11,19 +11,7 @@ use lenet_data::{read_images, read_labels, sha256_file, Dataset, DatasetKind, Fi
 
 /// The data root if every file of both datasets is there; `None` (after a notice) if not.
 fn data_root() -> Option<PathBuf> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = match std::env::var_os("LENET_DATA_DIR") {
-        Some(v) if !v.is_empty() => {
-            let p = PathBuf::from(v);
-            let from_workspace = manifest.join("../..").join(&p);
-            if p.is_relative() && !p.exists() && from_workspace.exists() {
-                from_workspace
-            } else {
-                p
-            }
-        }
-        _ => manifest.join("../../../shared/data"),
-    };
+    let root = lenet_data::testing::real_data_root();
     let dir_of = |k: DatasetKind| k.dir(&root);
     let missing: Vec<PathBuf> = DatasetKind::ALL
         .iter()

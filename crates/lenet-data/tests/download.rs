@@ -101,22 +101,8 @@ fn handle_connection(mut stream: TcpStream, route: &dyn Fn(&str, &str) -> Reply)
     Some(path)
 }
 
-/// `LENET_DATA_DIR` (a relative path is also tried from the workspace root), else
-/// `<workspace>/../shared/data`.
 fn data_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    match std::env::var_os("LENET_DATA_DIR") {
-        Some(v) if !v.is_empty() => {
-            let p = PathBuf::from(v);
-            let from_workspace = manifest.join("../..").join(&p);
-            if p.is_relative() && !p.exists() && from_workspace.exists() {
-                from_workspace
-            } else {
-                p
-            }
-        }
-        _ => manifest.join("../../../shared/data"),
-    }
+    lenet_data::testing::real_data_root()
 }
 
 /// The real MNIST test files, or `None` (after a notice; a failure when `CI` is set).

@@ -7,9 +7,7 @@ use std::process::{Command, Output};
 /// The real datasets (`LENET_DATA_DIR`, else `../shared/data` beside the project). When they are
 /// missing, tests fail under CI and are skipped (with a notice) elsewhere.
 pub fn data_root() -> Option<PathBuf> {
-    let root = std::env::var_os("LENET_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    let root = lenet_train::data::testing::real_data_root();
     if root.join("mnist/train-images-idx3-ubyte.gz").exists() {
         return Some(root);
     }
