@@ -167,7 +167,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let device = device_for(&args.backend, 0).map_err(|e| UsageError(e.to_string()))?;
+    let device = device_for(&args.backend, None).map_err(|e| UsageError(e.to_string()))?;
     let mut results = Vec::new();
     if args.train {
         for &bs in &args.batch_sizes {

@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use lenet_model::{ConvNet, Plan};
 use lenet_train::run_dir::resolve_checkpoint;
-use lenet_train::{device_for, RunConfig};
+use lenet_train::{select, RunConfig};
 
 use crate::UsageError;
 
@@ -21,6 +21,8 @@ pub struct Trained {
     pub net: ConvNet,
     /// Where it runs.
     pub device: Device,
+    /// What that device is, for people.
+    pub device_description: String,
     /// The weights file.
     pub weights: PathBuf,
 }
@@ -35,8 +37,11 @@ pub fn load(path: &Path, backend: Option<&str>) -> anyhow::Result<Trained> {
         .collect();
     let config =
         RunConfig::load(&config_path, &overrides).map_err(|e| UsageError(e.to_string()))?;
-    let device = device_for(&config.backend.kind, config.backend.device)
-        .map_err(|e| UsageError(e.to_string()))?;
+    // Evaluation runs on one device: the run's first one.
+    let b = &config.backend;
+    let index = b.device.or(b.devices.first().copied());
+    let selected = select(&b.kind, index, &[]).map_err(|e| UsageError(e.to_string()))?;
+    let device = selected.device().clone();
     let plan = config.model.plan()?;
     let net = plan.build(&device).try_load_file(&weights).map_err(|e| {
         UsageError(format!(
@@ -50,6 +55,7 @@ pub fn load(path: &Path, backend: Option<&str>) -> anyhow::Result<Trained> {
         plan,
         net,
         device,
+        device_description: selected.description,
         weights,
     })
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use lenet_train::data::{resolve_data_root, train_valid_split, Split};
-use lenet_train::evaluate;
 use lenet_train::run_dir::write_atomic;
+use lenet_train::{evaluate, pictures};
 
 use crate::UsageError;
 
@@ -51,6 +51,13 @@ pub struct EvalArgs {
     /// Never download datasets.
     #[arg(long)]
     offline: bool,
+    /// Write pictures into this directory (created if needed): `confusion.png` and
+    /// `misclassified.png`.
+    #[arg(long, value_name = "DIR")]
+    plots: Option<PathBuf>,
+    /// How many misclassified images `misclassified.png` shows (the first ones, in order).
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    misclassified: usize,
 }
 
 /// Runs `lenet eval`.
@@ -95,16 +102,58 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.output {
         write_atomic(out, format!("{json}\n").as_bytes()).with_context(|| "writing the report")?;
     }
+    if let Some(dir) = &args.plots {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the plots directory {}", dir.display()))?;
+        let title = format!(
+            "{} on {} {:?}: {} / {} correct ({:.2}%)",
+            config.model.name,
+            source.data.name,
+            args.split,
+            report.correct,
+            report.num_samples,
+            100.0 * report.accuracy
+        )
+        .to_lowercase();
+        let confusion = dir.join("confusion.png");
+        pictures::write_confusion(&report, &source.data.class_names, &title, &confusion)?;
+        let wrong = dir.join("misclassified.png");
+        let shown = match pictures::misclassified(
+            &report,
+            &source.data,
+            args.misclassified,
+            "misclassified: true → predicted (probability)",
+        ) {
+            Some(grid) => {
+                lenet_viz::write_grid(&grid, &wrong)?;
+                grid.tiles.len()
+            }
+            None => {
+                // Not a stale picture from an earlier evaluation.
+                let _ = std::fs::remove_file(&wrong);
+                0
+            }
+        };
+        eprintln!(
+            "wrote {}{}",
+            confusion.display(),
+            if shown > 0 {
+                format!(" and {} ({shown} images)", wrong.display())
+            } else {
+                " (no misclassified images)".to_string()
+            }
+        );
+    }
     if args.json {
         println!("{json}");
     } else {
         println!(
-            "{} on {} {:?} ({}), backend {}\n",
+            "{} on {} {:?} ({}), {}\n",
             config.model.name,
             source.data.name,
             args.split,
             weights.display(),
-            config.backend.kind
+            trained.device_description
         );
         print!("{}", report.to_table());
     }

@@ -11,10 +11,12 @@ use clap::{Parser, Subcommand};
 mod bench_cmd;
 mod checkpoint;
 mod data_cmd;
+mod devices_cmd;
 mod eval_cmd;
 mod predict_cmd;
 mod summary_cmd;
 mod train_cmd;
+mod viz_cmd;
 
 /// LeNet-style convolutional networks on MNIST, from the command line.
 #[derive(Parser, Debug)]
@@ -34,10 +36,14 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Classify your own pictures with a trained model.
     Predict(predict_cmd::PredictArgs),
-    /// Measure throughput (so far: the batcher).
+    /// Draw a trained network's filters and the feature maps of one image.
+    Viz(viz_cmd::VizArgs),
+    /// Measure training, inference and batcher throughput.
     Bench(bench_cmd::BenchArgs),
     /// Download, verify and look at datasets.
     Data(data_cmd::DataArgs),
+    /// List the backends and devices (CPU, GPUs) this binary can use.
+    Devices(devices_cmd::DevicesArgs),
 }
 
 /// An error in what the user asked for (flags, config files): exit code 2.
@@ -74,8 +80,10 @@ fn main() -> ExitCode {
         Command::Train(args) => train_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Predict(args) => predict_cmd::run(args),
+        Command::Viz(args) => viz_cmd::run(args),
         Command::Data(args) => data_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Devices(args) => devices_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

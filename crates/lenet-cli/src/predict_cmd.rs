@@ -1,12 +1,9 @@
 //! `lenet predict`: classify your own pictures with a trained model.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use clap::Args;
-use lenet_train::data::DatasetKind;
 use lenet_train::predict::{classify, load_picture};
-use lenet_train::Normalization;
 use serde_json::json;
 
 use crate::UsageError;
@@ -34,27 +31,8 @@ pub struct PredictArgs {
 /// Runs `lenet predict`.
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let trained = crate::checkpoint::load(&args.checkpoint, args.backend.as_deref())?;
-    let data = &trained.config.data;
-    let (names, norm): (Vec<String>, Normalization) = match &data.custom {
-        Some(c) => (
-            c.class_names.clone(),
-            Normalization {
-                mean: c.mean,
-                std: c.std,
-            },
-        ),
-        None => {
-            let kind =
-                DatasetKind::from_str(&data.dataset).map_err(|e| UsageError(e.to_string()))?;
-            (
-                kind.class_names().iter().map(|s| s.to_string()).collect(),
-                Normalization {
-                    mean: kind.mean(),
-                    std: kind.std(),
-                },
-            )
-        }
-    };
+    let (names, norm) = lenet_train::source::classes_and_norm(&trained.config.data)
+        .map_err(|e| UsageError(e.to_string()))?;
     let pictures = args
         .images
         .iter()

@@ -155,6 +155,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         resume: args.resume,
         limit,
     };
+    let b = &config.backend;
+    let selected = lenet_train::select(&b.kind, b.device, &b.devices)
+        .map_err(|e| UsageError(format!("{}: {e}", config_path.display())))?;
     if !args.quiet {
         let plan = config.model.plan()?;
         println!(
@@ -162,7 +165,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             config.model.name,
             lenet_model::summary::thousands(plan.parameters()),
             config.data.dataset,
-            config.backend.kind,
+            selected.description,
             config.training.epochs,
             run_dir.display()
         );

@@ -381,6 +381,16 @@ fn ctrl_c_stops_cleanly_and_tells_how_to_resume() {
     assert!(err.contains("lenet train --resume --run-dir"), "{err}");
     assert!(run_dir.join("checkpoint/model-1.bpk").exists());
     assert!(!err.contains("panicked"), "{err}");
+    // The weights reached at the interruption are saved and usable at once.
+    assert!(err.contains("weights at the interruption (epoch "), "{err}");
+    let (code, out, err) = run(lenet()
+        .args(["eval", "--json", "--limit", "256", "--checkpoint"])
+        .arg(&run_dir)
+        .arg("--data-dir")
+        .arg(&root));
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["num_samples"], 256);
     // And the run continues from there.
     let (code, _, err) = run(lenet()
         .args([

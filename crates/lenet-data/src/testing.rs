@@ -7,7 +7,16 @@ use crate::dataset::DATA_DIR_ENV;
 /// The data root for tests: `LENET_DATA_DIR` (a relative path is also tried from the workspace
 /// root, since cargo runs tests from each crate's folder), else `<workspace>/../shared/data`.
 pub fn real_data_root() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The running test's package (at run time: a target directory shared between checkouts can
+    // hold a binary built from another one), up to the workspace root that holds Cargo.lock.
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let workspace = package
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").exists())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
     match std::env::var_os(DATA_DIR_ENV) {
         Some(v) if !v.is_empty() => {
             let p = PathBuf::from(v);

@@ -17,6 +17,7 @@ pub mod backend;
 pub mod batcher;
 pub mod classifier;
 pub mod evaluate;
+pub mod pictures;
 pub mod predict;
 pub mod progress;
 pub mod run_config;
@@ -25,7 +26,7 @@ pub mod source;
 pub mod subset;
 pub mod train;
 
-pub use backend::{compiled_backends, device_for};
+pub use backend::{compiled_backends, device_for, select, wgpu_adapters, Adapter, Selected};
 pub use batcher::{ImageBatch, ImageBatcher, ImageItem, Normalization};
 pub use classifier::Classifier;
 pub use evaluate::{evaluate, ClassMetrics, Evaluation, Prediction};

@@ -10,7 +10,7 @@ use image::imageops::FilterType;
 use image::GrayImage;
 use lenet_model::ConvNet;
 
-use crate::batcher::{ImageBatcher, ImageItem, Normalization};
+use crate::batcher::{ImageBatch, ImageBatcher, ImageItem, Normalization};
 use crate::data::{Dataset, IdxImages};
 
 /// Why a picture cannot be classified.
@@ -120,14 +120,15 @@ pub fn load_picture(path: &Path) -> Result<Vec<u8>, PredictError> {
 /// The classes of one picture, most probable first: `(class, probability)`.
 pub type Ranking = Vec<(usize, f32)>;
 
-/// Classifies 28×28 pictures with `net`, normalised with `norm`.
-pub fn classify(
+/// The batch the network sees for 28×28 pictures: normalised with `norm` and framed to the
+/// network's input size, as in training.
+pub fn picture_batch(
     net: &ConvNet,
     pictures: &[Vec<u8>],
     norm: Normalization,
     class_names: &[String],
     device: &Device,
-) -> Result<Vec<Ranking>, PredictError> {
+) -> Result<ImageBatch, PredictError> {
     let data = Dataset {
         name: "pictures".into(),
         class_names: class_names.to_vec(),
@@ -153,7 +154,18 @@ pub fn classify(
             augment_seed: None,
         })
         .collect();
-    let batch = batcher.make_batch(&items, device);
+    Ok(batcher.make_batch(&items, device))
+}
+
+/// Classifies 28×28 pictures with `net`, normalised with `norm`.
+pub fn classify(
+    net: &ConvNet,
+    pictures: &[Vec<u8>],
+    norm: Normalization,
+    class_names: &[String],
+    device: &Device,
+) -> Result<Vec<Ranking>, PredictError> {
+    let batch = picture_batch(net, pictures, norm, class_names, device)?;
     let probs: Vec<f32> = burn::tensor::activation::softmax(net.forward_2d(batch.images), 1)
         .to_data()
         .convert::<f32>()

@@ -36,6 +36,8 @@ pub struct History {
     pub epochs: BTreeMap<(usize, String), SplitRecord>,
     /// Set when a batch's loss was NaN or infinite: `(epoch, batch, value)`.
     pub non_finite: Option<(usize, usize, f64)>,
+    /// The last training batch processed: `(epoch, batch)`.
+    pub last_train_batch: Option<(usize, usize)>,
 }
 
 /// How progress is shown.
@@ -65,7 +67,11 @@ pub struct Progress {
     running_loss: (f64, usize),
     running_acc: (f64, usize),
     interval: Duration,
+    on_epoch_end: Option<EpochHook>,
 }
+
+/// Called at the end of every epoch with the history so far (writes metrics and curves).
+pub type EpochHook = Box<dyn FnMut(&History) + Send + Sync>;
 
 impl Progress {
     /// A renderer recording into `history`, stopping through `interrupter` on a non-finite loss.
@@ -86,7 +92,14 @@ impl Progress {
             running_loss: (0.0, 0),
             running_acc: (0.0, 0),
             interval: Duration::from_secs(5),
+            on_epoch_end: None,
         }
+    }
+
+    /// Calls `hook` at the end of every epoch, after its metrics are recorded.
+    pub fn on_epoch_end(mut self, hook: EpochHook) -> Self {
+        self.on_epoch_end = Some(hook);
+        self
     }
 
     fn record(&mut self, state: &MetricState) {
@@ -249,6 +262,11 @@ impl TrainingProgressLogger for Progress {
                 );
             }
         }
+        if let Some(hook) = &mut self.on_epoch_end {
+            if let Ok(h) = self.history.lock() {
+                hook(&h);
+            }
+        }
         self.epoch = epoch + 1;
         if let Some(r) = self.dashboard() {
             r.update_epoch(epoch);
@@ -272,6 +290,11 @@ impl TrainingProgressLogger for Progress {
     fn update_split(&mut self, items_processed: usize) {
         self.processed = items_processed;
         self.batches += 1;
+        if self.split == "train" {
+            if let Ok(mut h) = self.history.lock() {
+                h.last_train_batch = Some((self.epoch, self.batches));
+            }
+        }
         self.line(false);
         if let Some(r) = self.dashboard() {
             r.update_split(items_processed);

@@ -284,12 +284,17 @@ pub enum FinalModel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    /// `flex` (CPU, default), `ndarray` (CPU), `wgpu` (GPU), `cuda` (NVIDIA) or `auto`.
+    /// `flex` (CPU, default), `ndarray` (CPU), `wgpu` (GPU), `cuda` (NVIDIA) or `auto` (the
+    /// best present: a GPU through wgpu, else flex).
     #[serde(default = "default_backend")]
     pub kind: String,
-    /// Device index (GPU backends).
-    #[serde(default)]
-    pub device: usize,
+    /// GPU index as listed by `lenet devices` (unset: the best GPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<usize>,
+    /// Several GPU indices: data-parallel training, one batch split across them
+    /// (burn-train's multi-device strategy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<usize>,
 }
 
 fn default_backend() -> String {
@@ -300,7 +305,8 @@ impl Default for BackendConfig {
     fn default() -> Self {
         BackendConfig {
             kind: default_backend(),
-            device: 0,
+            device: None,
+            devices: Vec::new(),
         }
     }
 }
@@ -442,6 +448,27 @@ impl RunConfig {
             return Err(format!(
                 "training.schedule.warmup_epochs: {} warm-up epochs leave none of the {} epochs",
                 s.warmup_epochs, t.epochs
+            ));
+        }
+        let b = &self.backend;
+        if !matches!(
+            b.kind.as_str(),
+            "flex" | "ndarray" | "wgpu" | "cuda" | "auto"
+        ) {
+            return Err(format!(
+                "backend.kind: unknown backend `{}`; expected \"flex\", \"ndarray\", \"wgpu\", \"cuda\" or \"auto\"",
+                b.kind
+            ));
+        }
+        if b.device.is_some() && !b.devices.is_empty() {
+            return Err(
+                "backend.device/devices: give one device or a list of devices, not both".into(),
+            );
+        }
+        if b.devices.len() == 1 {
+            return Err(format!(
+                "backend.devices: a list of one device; write device = {} instead",
+                b.devices[0]
             ));
         }
         match self.data.dataset.as_str() {
@@ -588,7 +615,9 @@ mod tests {
 
     #[test]
     fn shipped_configs_load() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let dir = // At run time: a target directory shared between checkouts can hold a test binary
+        // built from another one.
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into())).join("../../configs");
         let mut n = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();

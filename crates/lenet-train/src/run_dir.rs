@@ -168,6 +168,7 @@ pub fn best_epoch(rows: &[MetricRow]) -> Option<(usize, f64)> {
 }
 
 /// A run directory.
+#[derive(Debug, Clone)]
 pub struct RunDir {
     path: PathBuf,
 }

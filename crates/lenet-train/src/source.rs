@@ -43,6 +43,30 @@ pub struct Source {
     pub norm: Normalization,
 }
 
+/// The class names and normalisation of the dataset described by `cfg`, without loading it
+/// (for classifying pictures that are not in it).
+pub fn classes_and_norm(cfg: &DataConfig) -> Result<(Vec<String>, Normalization), SourceError> {
+    match &cfg.custom {
+        Some(c) if cfg.dataset == "custom" => Ok((
+            c.class_names.clone(),
+            Normalization {
+                mean: c.mean,
+                std: c.std,
+            },
+        )),
+        _ => {
+            let kind = DatasetKind::from_str(&cfg.dataset)?;
+            Ok((
+                kind.class_names().iter().map(|s| s.to_string()).collect(),
+                Normalization {
+                    mean: kind.mean(),
+                    std: kind.std(),
+                },
+            ))
+        }
+    }
+}
+
 /// Loads `split` of the dataset described by `cfg` from `root` (downloading the built-in
 /// datasets first unless `offline`).
 pub fn load(

@@ -29,15 +29,16 @@ use burn::train::metric::store::{Aggregate, Direction, Split as MetricSplit};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
 use burn::train::renderer::default_renderer;
 use burn::train::{
-    ExecutionStrategy, Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition,
-    SupervisedTraining,
+    ExecutionStrategy, Interrupter, Learner, MetricEarlyStoppingStrategy, MultiDeviceOptim,
+    StoppingCondition, SupervisedTraining,
 };
 use serde::Serialize;
 
-use crate::backend::{device_for, BackendError};
+use crate::backend::{select, BackendError, Selected};
 use crate::classifier::Classifier;
 use crate::data::{train_valid_split, Augmenter, DataError, Split};
 use crate::evaluate::{evaluate, Evaluation};
+use crate::pictures;
 use crate::progress::{Display, History, Progress};
 use crate::run_config::{OptimizerConfig, OptimizerKind, RunConfig, ScheduleConfig, ScheduleKind};
 use crate::run_dir::{self, RunDir};
@@ -92,6 +93,9 @@ pub struct TrainSummary {
     pub model: String,
     /// Backend used.
     pub backend: String,
+    /// The device(s) trained on, for people.
+    #[serde(default)]
+    pub device: String,
     /// Epochs completed (over all sessions of a resumed run).
     pub epochs_completed: usize,
     /// Epoch with the best validation accuracy.
@@ -155,7 +159,8 @@ pub enum TrainError {
     /// Burn's training loop reported an error.
     #[error("training failed: {0}")]
     Loop(String),
-    /// Stopped by Ctrl-C; the last epoch checkpoint is kept.
+    /// Stopped by Ctrl-C; the weights reached are saved as `model.bpk`, the last epoch
+    /// checkpoint is kept for `--resume`.
     #[error("interrupted; {0}")]
     Interrupted(String),
 }
@@ -268,10 +273,24 @@ fn cap(mut v: Vec<usize>, n: Option<usize>) -> Vec<usize> {
     v
 }
 
+/// One device, or burn-train's data-parallel strategy over several: each batch is split across
+/// the devices and the gradients are summed on the first, which runs the optimizer.
+fn strategy_for(selected: &Selected) -> ExecutionStrategy {
+    match selected.devices.as_slice() {
+        [one] => ExecutionStrategy::single(one.clone().autodiff()),
+        many => ExecutionStrategy::multi(
+            many.iter().map(|d| d.clone().autodiff()).collect(),
+            MultiDeviceOptim::OptimMainDevice,
+        ),
+    }
+}
+
 /// Trains the network of `config` as described in `opts` and returns what `summary.json` holds.
 pub fn train(config: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
     let t = &config.training;
-    let device = device_for(&config.backend.kind, config.backend.device)?;
+    let b = &config.backend;
+    let selected = select(&b.kind, b.device, &b.devices)?;
+    let device = selected.device().clone();
     let plan = config.model.plan()?;
 
     // The run directory: a fresh one, or the one being resumed.
@@ -367,7 +386,7 @@ pub fn train(config: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Tr
         .metric_train_numeric(LearningRateMetric::new())
         .with_default_checkpointers()
         .with_checkpointing_strategy(strategy)
-        .with_training_strategy(ExecutionStrategy::single(device.clone().autodiff()).into())
+        .with_training_strategy(strategy_for(&selected).into())
         .with_application_logger(None)
         .num_epochs(t.epochs);
     if plan.num_classes > 5 {
@@ -397,11 +416,29 @@ pub fn train(config: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Tr
         }
         _ => Display::Lines,
     };
-    let training = training.renderer(Box::new(Progress::new(
-        display,
-        history.clone(),
-        interrupter.clone(),
-    )));
+    // metrics.csv and the curves are rewritten at the end of every epoch, so that a run that
+    // dies keeps them and a user can watch `curves.png` while it trains.
+    let mut previous = dir.read_metrics()?;
+    // Rows of epochs after the checkpoint resumed from belong to an interrupted attempt.
+    previous.retain(|r| r.epoch <= done_before);
+    let title = format!("{} on {}", config.model.name, train_src.data.name);
+    let epoch_end = {
+        let (dir, previous, title) = (dir.clone(), previous.clone(), title.clone());
+        move |h: &History| {
+            let mut rows = previous.clone();
+            rows.extend(run_dir::rows_from_history(h));
+            if let Err(e) = dir.write_metrics(&rows) {
+                eprintln!("warning: {e}");
+            }
+            if let Err(e) = pictures::write_curves(dir.path(), &rows, &title) {
+                eprintln!("warning: cannot draw the training curves: {e}");
+            }
+        }
+    };
+    let training = training.renderer(Box::new(
+        Progress::new(display, history.clone(), interrupter.clone())
+            .on_epoch_end(Box::new(epoch_end)),
+    ));
     install_ctrl_c(interrupter.clone());
 
     let started = Instant::now();
@@ -413,7 +450,7 @@ pub fn train(config: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Tr
         Ok(mut h) => std::mem::take(&mut *h),
         Err(p) => std::mem::take(&mut *p.into_inner()),
     };
-    let mut epochs = dir.read_metrics()?;
+    let mut epochs = previous;
     epochs.extend(run_dir::rows_from_history(&history));
     dir.write_metrics(&epochs)?;
     let last_checkpoint = dir.last_checkpoint();
@@ -438,8 +475,18 @@ pub fn train(config: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Tr
     if let Some(i) = &result.interrupted {
         let reason = i.reason.clone().unwrap_or_default();
         if reason.contains("Ctrl-C") {
+            // burn-train checkpoints at epoch ends only (it does not hand out the optimizer state
+            // mid-epoch), so the weights reached at the interruption are saved as `model.bpk`
+            // for `lenet eval` / `lenet predict`, and `--resume` redoes the interrupted epoch
+            // from the last epoch checkpoint, which keeps resumed runs exact.
+            dir.write_model(result.model.net.valid())?;
+            let at = match history.last_train_batch {
+                Some((epoch, batch)) => format!(" (epoch {epoch}, batch {batch})"),
+                None => String::new(),
+            };
             return Err(TrainError::Interrupted(format!(
-                "{kept} Resume with: lenet train --resume --run-dir {}",
+                "the weights at the interruption{at} are saved in {}. {kept} Resume with: lenet train --resume --run-dir {}",
+                dir.path().join("model.bpk").display(),
                 dir.path().display()
             )));
         }
@@ -488,7 +535,8 @@ pub fn train(config: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Tr
     let summary = TrainSummary {
         dataset: train_src.data.name.clone(),
         model: config.model.name.clone(),
-        backend: config.backend.kind.clone(),
+        backend: selected.kind.to_string(),
+        device: selected.description.clone(),
         epochs_completed: completed,
         best_epoch: best.map(|b| b.0).unwrap_or(completed),
         valid_accuracy: match final_model {

@@ -32,11 +32,11 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The `lenet` binary, with a clean environment for the backend choice.
+/// The `lenet` binary, with a clean environment for the backend choice (and no
+/// `XDG_RUNTIME_DIR`, as in CI containers: lenet itself keeps Mesa quiet about it).
 pub fn lenet() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lenet"));
-    c.env_remove("BURN_DEVICE")
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    c.env_remove("BURN_DEVICE").env_remove("XDG_RUNTIME_DIR");
     c
 }
 
@@ -56,5 +56,10 @@ pub fn run(c: &mut Command) -> (i32, String, String) {
 
 /// The project's configs directory.
 pub fn configs() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+    // At run time: a target directory shared between checkouts can hold a test binary
+    // built from another one.
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../configs")
 }

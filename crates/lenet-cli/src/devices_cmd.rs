@@ -1,0 +1,83 @@
+//! `lenet devices`: the backends compiled into this binary, the devices each one sees, and
+//! which one a config (or `kind = "auto"`) would pick.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use lenet_train::backend::{auto_choice, cpu_model, cpu_threads};
+use lenet_train::{compiled_backends, select, wgpu_adapters, RunConfig};
+use serde_json::json;
+
+use crate::UsageError;
+
+/// Arguments of `lenet devices`.
+#[derive(Args, Debug)]
+pub struct DevicesArgs {
+    /// Also say which device this run config would use.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `lenet devices`.
+pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
+    let compiled = compiled_backends();
+    let adapters = wgpu_adapters();
+    let cpu = format!("CPU, {} threads ({})", cpu_threads(), cpu_model());
+    let (auto_kind, auto_why) = auto_choice();
+    let picked = match &args.config {
+        Some(path) => {
+            let config = RunConfig::load(path, &[]).map_err(|e| UsageError(e.to_string()))?;
+            let b = &config.backend;
+            let selected = select(&b.kind, b.device, &b.devices)
+                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+            Some((path.display().to_string(), selected.description))
+        }
+        None => None,
+    };
+    if args.json {
+        let report = json!({
+            "compiled": compiled,
+            "cpu": { "model": cpu_model(), "threads": cpu_threads() },
+            "wgpu_adapters": adapters,
+            "auto": { "kind": auto_kind, "reason": auto_why },
+            "config": picked.as_ref().map(|(path, device)| json!({ "path": path, "device": device })),
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "backends compiled into this binary: {}\n",
+        compiled.join(", ")
+    );
+    println!("  flex     {cpu}; the default");
+    println!("  ndarray  {cpu}; deprecated by Burn 0.22, kept as a reference");
+    if compiled.contains(&"wgpu") {
+        if adapters.is_empty() {
+            println!("  wgpu     no adapter found (Vulkan, DirectX 12, Metal)");
+        }
+        for a in &adapters {
+            let slow = if a.software { "; software, slow" } else { "" };
+            println!(
+                "  wgpu     device = {}: {} ({}, {}{slow}) driver {}",
+                a.index, a.name, a.kind, a.api, a.driver
+            );
+        }
+    } else {
+        println!("  wgpu     not compiled in (build with --features wgpu, on by default)");
+    }
+    if compiled.contains(&"cuda") {
+        println!(
+            "  cuda     compiled in; devices are numbered by the CUDA driver (device = 0, 1, ...)"
+        );
+    } else {
+        println!("  cuda     not compiled in (build with --features cuda; needs the CUDA toolkit)");
+    }
+    println!("\nkind = \"auto\" picks {auto_kind}: {auto_why}");
+    if let Some((path, device)) = picked {
+        println!("{path} uses {device}");
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! Weights are portable across backends: the same initial weights and the same batches give the
+//! same training steps on every backend this machine can run — flex, ndarray, and wgpu where
+//! wgpu finds an adapter (on a machine without a GPU: Mesa's software Vulkan device, lavapipe,
+//! which `.ci/run` installs).
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Int, Tensor, TensorData};
+use lenet_model::preset;
+use lenet_train::classifier::Classifier;
+use lenet_train::run_config::OptimizerConfig;
+use lenet_train::{select, wgpu_adapters};
+
+const BATCH: usize = 32;
+const STEPS: usize = 3;
+
+/// Deterministic images (in roughly the normalised MNIST range) and labels.
+fn batch(seed: usize) -> (Vec<f32>, Vec<i64>) {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (seed as u64 + 1);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let pixels = (0..BATCH * 28 * 28)
+        .map(|_| (next() % 1000) as f32 / 1000.0 * 3.2 - 0.42)
+        .collect();
+    let labels = (0..BATCH).map(|_| (next() % 10) as i64).collect();
+    (pixels, labels)
+}
+
+/// The losses of `STEPS` Adam steps on `kind`, from the weights in `init`, and the trained
+/// weights of the first layer.
+fn train_steps(kind: &str, init: &std::path::Path) -> (Vec<f32>, Vec<f32>) {
+    let selected = select(kind, None, &[]).unwrap_or_else(|e| panic!("{kind}: {e}"));
+    let device = selected.device().clone().autodiff();
+    let plan = preset("lenet5").unwrap().plan().unwrap();
+    let mut model = Classifier {
+        net: plan.build(&device),
+    }
+    .try_load_file(init)
+    .unwrap();
+    let mut optim = lenet_train::train::optimizer(&OptimizerConfig::default(), None);
+    let mut losses = Vec::new();
+    // The same batch each step, so that the loss must fall.
+    let (pixels, labels) = batch(0);
+    for _ in 0..STEPS {
+        let (pixels, labels) = (pixels.clone(), labels.clone());
+        let batch = lenet_train::ImageBatch {
+            images: Tensor::from_data(TensorData::new(pixels, [BATCH, 1, 28, 28]), &device),
+            targets: Tensor::<1, Int>::from_data(TensorData::new(labels, [BATCH]), &device),
+        };
+        let out = model.forward_classification(batch);
+        losses.push(out.loss.clone().into_data().try_to_vec::<f32>().unwrap()[0]);
+        let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+        model = optim.step(1e-3, model, grads);
+    }
+    let (_, weights) = model.net.features[0].conv.weights();
+    (losses, weights)
+}
+
+fn initial_weights(dir: &std::path::Path) -> std::path::PathBuf {
+    let device = select("flex", None, &[]).unwrap().device().clone();
+    device.seed(7);
+    let plan = preset("lenet5").unwrap().plan().unwrap();
+    let path = dir.join("init.bpk");
+    Classifier {
+        net: plan.build(&device),
+    }
+    .save_file(&path)
+    .unwrap();
+    path
+}
+
+fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / (1.0 + x.abs()))
+        .fold(0.0f32, f32::max);
+    assert!(worst <= tol, "{what}: differ by {worst} (> {tol})");
+}
+
+/// Whether wgpu has an adapter; under CI (which installs lavapipe) a missing one is a failure.
+fn wgpu_ready() -> bool {
+    if !lenet_train::compiled_backends().contains(&"wgpu") {
+        eprintln!("NOTICE: skipping the wgpu comparison: this build has no wgpu feature");
+        return false;
+    }
+    if !wgpu_adapters().is_empty() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set but wgpu finds no adapter; install mesa-vulkan-drivers libvulkan1");
+    }
+    eprintln!(
+        "NOTICE: skipping the wgpu comparison: no adapter (apt-get install mesa-vulkan-drivers libvulkan1)"
+    );
+    false
+}
+
+#[test]
+fn training_steps_agree_across_backends_from_the_same_weights() {
+    let dir = std::env::temp_dir().join(format!("lenet-backends-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let init = initial_weights(&dir);
+    let (flex_losses, flex_weights) = train_steps("flex", &init);
+    assert!(flex_losses[STEPS - 1] < flex_losses[0], "{flex_losses:?}");
+
+    let mut kinds = vec!["ndarray"];
+    if wgpu_ready() {
+        // Kernel compilation on a software device is slow; minimal autotuning shortens it.
+        std::env::set_var("CUBECL_AUTOTUNE_LEVEL", "minimal");
+        kinds.push("wgpu");
+    }
+    for kind in kinds {
+        let (losses, weights) = train_steps(kind, &init);
+        eprintln!("{kind}: losses {losses:?} (flex {flex_losses:?})");
+        assert_close(&format!("{kind} losses"), &losses, &flex_losses, 1e-4);
+        assert_close(
+            &format!("{kind} conv1 weights"),
+            &weights,
+            &flex_weights,
+            1e-4,
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
