@@ -16,10 +16,12 @@ use burn::tensor::{Device, Distribution, Int, Tensor};
 use clap::Args;
 use lenet_model::preset;
 use lenet_model::ConvNet;
+use lenet_model::Plan;
+use lenet_train::backend::{cpu_model, cpu_threads};
 use lenet_train::data::{resolve_data_root, Split};
 use lenet_train::run_config::DataConfig;
 use lenet_train::run_config::OptimizerConfig;
-use lenet_train::{device_for, ImageItem};
+use lenet_train::{select, ImageItem, RunConfig};
 
 use crate::UsageError;
 
@@ -35,19 +37,30 @@ pub struct BenchArgs {
     /// Measure the batcher (MNIST images → normalised tensors on the device).
     #[arg(long)]
     batcher: bool,
-    /// The network to measure (`--train`, `--inference`).
-    #[arg(long, default_value = "lenet5")]
+    /// Time every layer on its own, forward and backward, at each batch size (where the time
+    /// of a training step goes).
+    #[arg(long)]
+    layers: bool,
+    /// The network to measure: a built-in one.
+    #[arg(long, default_value = "lenet5", conflicts_with = "config")]
     preset: String,
+    /// The network (and, for `--epoch`, the whole run) of a run config instead of a preset.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// One epoch of real training through `lenet train`'s pipeline (data, batcher, metrics,
+    /// validation, checkpoint): its time against 60,000 images at the raw training speed.
+    #[arg(long)]
+    epoch: bool,
     /// Batch sizes, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [64usize, 256])]
     batch_sizes: Vec<usize>,
-    /// Backend whose tensors are made.
-    #[arg(long, default_value = "flex")]
-    backend: String,
-    /// Seconds per measurement window (the batcher) / steps per window (training, inference).
+    /// Backend (default: the config's, else flex).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Seconds per measurement window (the batcher).
     #[arg(long, default_value_t = 1.0)]
     seconds: f64,
-    /// Steps per window for --train and --inference.
+    /// Steps per window for --train, --inference and --layers.
     #[arg(long, default_value_t = 30)]
     steps: usize,
     /// Dataset root (default: $LENET_DATA_DIR, else ./data).
@@ -86,8 +99,12 @@ fn measure(
 }
 
 /// Training steps of `net` on random data: images per second per window.
-fn train_windows(args: &BenchArgs, device: &Device, bs: usize) -> anyhow::Result<Measurement> {
-    let plan = preset(&args.preset)?.plan()?;
+fn train_windows(
+    args: &BenchArgs,
+    plan: &Plan,
+    device: &Device,
+    bs: usize,
+) -> anyhow::Result<Measurement> {
     let shape = plan.input_shape();
     let ad = device.clone().autodiff();
     device.seed(0);
@@ -136,8 +153,11 @@ fn train_windows(args: &BenchArgs, device: &Device, bs: usize) -> anyhow::Result
 }
 
 /// Forward passes at batch 1000 without autodiff.
-fn inference_windows(args: &BenchArgs, device: &Device) -> anyhow::Result<Measurement> {
-    let plan = preset(&args.preset)?.plan()?;
+fn inference_windows(
+    args: &BenchArgs,
+    plan: &Plan,
+    device: &Device,
+) -> anyhow::Result<Measurement> {
     let shape = plan.input_shape();
     let net = plan.build(device);
     let bs = 1000;
@@ -161,52 +181,156 @@ fn inference_windows(args: &BenchArgs, device: &Device) -> anyhow::Result<Measur
 
 /// Runs `lenet bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if !(args.train || args.inference || args.batcher) {
+    if !(args.train || args.inference || args.batcher || args.layers || args.epoch) {
         return Err(UsageError(
-            "say what to measure: --train, --inference and/or --batcher".into(),
+            "say what to measure: --train, --inference, --batcher, --layers and/or --epoch".into(),
         )
         .into());
     }
-    let device = device_for(&args.backend, None).map_err(|e| UsageError(e.to_string()))?;
+    let config = match &args.config {
+        Some(path) => RunConfig::load(path, &[]).map_err(|e| UsageError(e.to_string()))?,
+        None => {
+            let text = format!("[model]\npreset = \"{}\"\n", args.preset);
+            RunConfig::parse(&text, "--preset", &[]).map_err(|e| UsageError(e.to_string()))?
+        }
+    };
+    let backend = args.backend.clone().unwrap_or(config.backend.kind.clone());
+    let selected =
+        select(&backend, config.backend.device, &[]).map_err(|e| UsageError(e.to_string()))?;
+    let device = selected.device().clone();
+    let plan = config.model.plan()?;
     let mut results = Vec::new();
+    let mut layer_tables = Vec::new();
     if args.train {
         for &bs in &args.batch_sizes {
-            results.push(train_windows(&args, &device, bs.max(1))?);
+            results.push(train_windows(&args, &plan, &device, bs.max(1))?);
         }
     }
     if args.inference {
-        results.push(inference_windows(&args, &device)?);
+        results.push(inference_windows(&args, &plan, &device)?);
     }
     if args.batcher {
         results.extend(batcher_windows(&args, &device)?);
     }
+    if args.layers {
+        for &bs in &args.batch_sizes {
+            let table = crate::bench_layers::profile(&plan, &device, bs.max(1), args.steps)?;
+            if !args.json {
+                print!("{}", crate::bench_layers::table(&table, bs));
+            }
+            layer_tables.push(serde_json::json!({ "batch_size": bs, "layers": table }));
+        }
+    }
+    let epoch = if args.epoch {
+        Some(epoch_run(&args, &config, &backend, &results)?)
+    } else {
+        None
+    };
+    let model = config.model.name.clone();
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "backend": args.backend,
-                "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-                "preset": args.preset,
+                "model": model,
+                "backend": selected.kind,
+                "device": selected.description,
+                "threads": cpu_threads(),
+                "cpu": cpu_model(),
                 "results": results,
+                "layers": layer_tables,
+                "epoch": epoch,
             }))?
         );
     } else {
         println!(
-            "{} on {} ({} threads available), median of 5 windows [min, max]:",
-            args.preset,
-            args.backend,
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+            "{model} on {} — {}; median of 5 windows [min, max]:",
+            selected.description,
+            cpu_model()
         );
-        for m in results {
+        for m in &results {
             println!(
                 "  {:<9} batch {:>4}: {:>10.0} images/s  [{:.0}, {:.0}]",
                 m.what, m.batch_size, m.images_per_second, m.min, m.max
             );
         }
+        if let Some(e) = &epoch {
+            println!(
+                "  epoch     batch {:>4}: {:>10.1} s for {} training + {} validation images ({:.0} images/s training){}",
+                e.batch_size,
+                e.seconds,
+                e.train_images,
+                e.valid_images,
+                e.train_images_per_second,
+                match e.ratio_to_raw {
+                    Some(r) => format!("; {r:.2}× the time of 60,000 images at the raw speed"),
+                    None => String::new(),
+                }
+            );
+        }
     }
     Ok(())
+}
+
+/// One real epoch through `lenet train`.
+#[derive(Debug, serde::Serialize)]
+struct EpochMeasurement {
+    batch_size: usize,
+    seconds: f64,
+    train_images: usize,
+    valid_images: usize,
+    train_images_per_second: f64,
+    /// Epoch time / (60,000 / raw training images per second at this batch size), when
+    /// `--train` measured that batch size.
+    ratio_to_raw: Option<f64>,
+}
+
+/// Trains one epoch of `config` on the real data into a temporary run directory.
+fn epoch_run(
+    args: &BenchArgs,
+    config: &RunConfig,
+    backend: &str,
+    raw: &[Measurement],
+) -> anyhow::Result<EpochMeasurement> {
+    let mut config = config.clone();
+    config.training.epochs = 1;
+    config.backend.kind = backend.to_string();
+    let dir = std::env::temp_dir().join(format!("lenet-bench-epoch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = lenet_train::TrainOptions {
+        run_dir: dir.clone(),
+        data_root: resolve_data_root(args.data_dir.as_deref()),
+        offline: true,
+        display: lenet_train::DisplayMode::Quiet,
+        resume: false,
+        limit: None,
+    };
+    let result = lenet_train::train(&config, &opts);
+    let rows = lenet_train::run_dir::RunDir::open_for_resume(&dir)
+        .ok()
+        .and_then(|d| d.read_metrics().ok())
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    let summary = result?;
+    let seconds: f64 = rows.iter().filter_map(|r| r.get("seconds")).sum();
+    let images = |split: &str| {
+        rows.iter()
+            .filter(|r| r.split == split)
+            .filter_map(|r| Some(r.get("images_per_second")? * r.get("seconds")?))
+            .sum::<f64>()
+            .round() as usize
+    };
+    let bs = config.training.batch_size;
+    Ok(EpochMeasurement {
+        batch_size: bs,
+        seconds,
+        train_images: images("train"),
+        valid_images: images("valid"),
+        train_images_per_second: summary.images_per_second,
+        ratio_to_raw: raw
+            .iter()
+            .find(|m| m.what == "train" && m.batch_size == bs)
+            .map(|m| seconds / (60_000.0 / m.images_per_second)),
+    })
 }
 
 /// Batches per second of the data pipeline, reported as images per second.

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench_cmd;
+mod bench_layers;
 mod checkpoint;
 mod data_cmd;
 mod devices_cmd;

@@ -100,6 +100,51 @@ fn bench_reports_throughput_as_json_and_needs_a_mode() {
     assert_eq!(r[0]["batch_size"], 8);
     assert!(r[0]["images_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(r[1]["batch_size"], 1000);
+    assert!(v["threads"].as_u64().unwrap() >= 1);
+    assert!(v["cpu"].as_str().is_some());
+
+    // The per-layer profile: every layer of LeNet-5, forward and backward times.
+    let (code, out, err) = run(lenet().args([
+        "bench",
+        "--layers",
+        "--steps",
+        "1",
+        "--batch-sizes",
+        "4",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let layers = v["layers"][0]["layers"].as_array().unwrap();
+    let names: Vec<&str> = layers
+        .iter()
+        .map(|l| l["layer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "features.0.conv",
+            "features.0.relu",
+            "features.0.pool",
+            "features.1.conv",
+            "features.1.relu",
+            "features.1.pool",
+            "hidden.0 + relu",
+            "hidden.1 + relu",
+            "output"
+        ]
+    );
+    assert_eq!(layers[2]["output"], serde_json::json!([6, 14, 14]));
+    assert!(layers
+        .iter()
+        .all(|l| l["forward_ms"].as_f64().unwrap() > 0.0));
+    // A run config's network and backend.
+    let (code, out, err) = run(lenet()
+        .args(["bench", "--inference", "--steps", "3", "--config"])
+        .arg(common::configs().join("lenet5-classic.toml")));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("lenet5-classic on flex (CPU"), "{out}");
+
     let (code, _, err) = run(lenet().args(["bench"]));
     assert_eq!(code, 2);
     assert!(err.contains("--train"), "{err}");

