@@ -291,7 +291,7 @@ pub struct BackendConfig {
     /// GPU index as listed by `lenet devices` (unset: the best GPU).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<usize>,
-    /// Several GPU indices: data-parallel training, one batch split across them
+    /// Several GPU indices: data-parallel training, one batch per device per optimizer step
     /// (burn-train's multi-device strategy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<usize>,

@@ -273,8 +273,9 @@ fn cap(mut v: Vec<usize>, n: Option<usize>) -> Vec<usize> {
     v
 }
 
-/// One device, or burn-train's data-parallel strategy over several: each batch is split across
-/// the devices and the gradients are summed on the first, which runs the optimizer.
+/// One device, or burn-train's data-parallel strategy over several: the batches are dealt out to
+/// the devices, and the gradients of one batch per device are added up on the first device,
+/// which takes the optimizer step.
 fn strategy_for(selected: &Selected) -> ExecutionStrategy {
     match selected.devices.as_slice() {
         [one] => ExecutionStrategy::single(one.clone().autodiff()),
