@@ -14,12 +14,10 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use clap::Args;
-use lenet_model::preset;
 use lenet_model::ConvNet;
 use lenet_model::Plan;
 use lenet_train::backend::{cpu_model, cpu_threads};
 use lenet_train::data::{resolve_data_root, Split};
-use lenet_train::run_config::DataConfig;
 use lenet_train::run_config::OptimizerConfig;
 use lenet_train::{select, ImageItem, RunConfig};
 
@@ -210,7 +208,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         results.push(inference_windows(&args, &plan, &device)?);
     }
     if args.batcher {
-        results.extend(batcher_windows(&args, &device)?);
+        results.extend(batcher_windows(&args, &config, &plan, &device)?);
     }
     if args.layers {
         for &bs in &args.batch_sizes {
@@ -334,12 +332,15 @@ fn epoch_run(
 }
 
 /// Batches per second of the data pipeline, reported as images per second.
-fn batcher_windows(args: &BenchArgs, device: &Device) -> anyhow::Result<Vec<Measurement>> {
-    let data_cfg: DataConfig = toml::from_str("").map_err(|e| UsageError(e.to_string()))?;
+fn batcher_windows(
+    args: &BenchArgs,
+    config: &RunConfig,
+    plan: &Plan,
+    device: &Device,
+) -> anyhow::Result<Vec<Measurement>> {
     let root = resolve_data_root(args.data_dir.as_deref());
-    let source = lenet_train::source::load(&data_cfg, &root, Split::Train, true)?;
-    let plan = preset("lenet5")?.plan()?;
-    let batcher = source.batcher(&plan, None)?;
+    let source = lenet_train::source::load(&config.data, &root, Split::Train, true)?;
+    let batcher = source.batcher(plan, None)?;
     let n = source.data.len();
     let mut out = Vec::new();
     for &bs in &args.batch_sizes {

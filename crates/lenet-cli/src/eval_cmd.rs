@@ -21,6 +21,16 @@ pub enum EvalSplit {
     Valid,
 }
 
+impl EvalSplit {
+    /// The file the images come from (`train` and `valid` share the training file).
+    pub fn file(self) -> Split {
+        match self {
+            EvalSplit::Test => Split::Test,
+            EvalSplit::Train | EvalSplit::Valid => Split::Train,
+        }
+    }
+}
+
 /// Arguments of `lenet eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -71,11 +81,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         &trained.weights,
     );
     let root = resolve_data_root(args.data_dir.as_deref());
-    let split = match args.split {
-        EvalSplit::Test => Split::Test,
-        _ => Split::Train,
-    };
-    let source = lenet_train::source::load(&config.data, &root, split, args.offline)?;
+    let source = lenet_train::source::load(&config.data, &root, args.split.file(), args.offline)?;
     let batcher = source
         .batcher(plan, None)
         .map_err(|e| UsageError(e.to_string()))?;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use burn::tensor::activation::softmax;
 use clap::Args;
 use lenet_model::FeatureMap;
-use lenet_train::data::{resolve_data_root, Split};
+use lenet_train::data::resolve_data_root;
 use lenet_train::pictures;
 use lenet_train::predict::{load_picture, picture_batch};
 use lenet_train::ImageItem;
@@ -61,13 +61,13 @@ pub fn run(args: VizArgs) -> anyhow::Result<()> {
             (batch, path.display().to_string(), None)
         }
         None => {
-            let split = match args.split {
-                EvalSplit::Test => Split::Test,
-                _ => Split::Train,
-            };
             let root = resolve_data_root(args.data_dir.as_deref());
-            let source =
-                lenet_train::source::load(&trained.config.data, &root, split, args.offline)?;
+            let source = lenet_train::source::load(
+                &trained.config.data,
+                &root,
+                args.split.file(),
+                args.offline,
+            )?;
             let index = args.index.unwrap_or(0);
             if index >= source.data.len() {
                 return Err(UsageError(format!(

@@ -28,10 +28,7 @@ fn data_root() -> Option<PathBuf> {
         missing.len(),
         missing[0].display()
     );
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("NOTICE: skipping: {msg}");
+    lenet_data::testing::unavailable(&msg);
     None
 }
 

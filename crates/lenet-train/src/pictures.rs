@@ -233,9 +233,7 @@ pub fn feature_maps(net: &ConvNet, input: FeatureMap) -> Vec<(String, Grid)> {
 
 /// The input as the network sees it (normalised, padded), one tile per channel.
 pub fn input_grid(input: &FeatureMap) -> Grid {
-    let mut g = map_grid("input", input);
-    g.zoom = g.zoom.max(1);
-    g
+    map_grid("input", input)
 }
 
 #[cfg(test)]

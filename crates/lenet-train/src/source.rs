@@ -75,34 +75,27 @@ pub fn load(
     split: Split,
     offline: bool,
 ) -> Result<Source, SourceError> {
-    match &cfg.custom {
+    let (class_names, norm) = classes_and_norm(cfg)?;
+    let data = match &cfg.custom {
         Some(c) if cfg.dataset == "custom" => {
             let (images, labels) = match split {
                 Split::Train => (&c.train_images, &c.train_labels),
                 Split::Test => (&c.test_images, &c.test_labels),
             };
-            let mut data = Dataset::from_files("custom", images, labels, c.class_names.len())?;
-            data.class_names = c.class_names.clone();
-            Ok(Source {
-                data: Arc::new(data),
-                norm: Normalization {
-                    mean: c.mean,
-                    std: c.std,
-                },
-            })
+            let mut data = Dataset::from_files("custom", images, labels, class_names.len())?;
+            data.class_names = class_names;
+            data
         }
         _ => {
             let kind = DatasetKind::from_str(&cfg.dataset)?;
             ensure_available(kind, root, offline, &cfg.mirrors)?;
-            Ok(Source {
-                data: Arc::new(Dataset::load(kind, root, split)?),
-                norm: Normalization {
-                    mean: kind.mean(),
-                    std: kind.std(),
-                },
-            })
+            Dataset::load(kind, root, split)?
         }
-    }
+    };
+    Ok(Source {
+        data: Arc::new(data),
+        norm,
+    })
 }
 
 impl Source {
