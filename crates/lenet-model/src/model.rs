@@ -10,9 +10,10 @@ use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig1d,
     PaddingConfig2d, PaddingConfig3d,
 };
-use burn::tensor::module::{avg_pool1d, avg_pool2d, max_pool1d, max_pool2d, unfold4d};
-use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions, UnfoldOptions};
+use burn::tensor::module::{avg_pool1d, avg_pool2d, max_pool1d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
+use lenet_kernels::ConvSpec;
 
 use crate::activation::Activation;
 use crate::config::{ModelConfig, PoolKind};
@@ -128,8 +129,10 @@ impl Conv {
     pub fn forward(&self, x: FeatureMap) -> FeatureMap {
         match (self, x) {
             (Conv::D1(c), FeatureMap::D1(t)) => FeatureMap::D1(c.forward(t)),
-            (Conv::D2(c), FeatureMap::D2(t)) => FeatureMap::D2(match unfold_padding(c, &t) {
-                Some(padding) => conv2d_unfold(c, t, padding),
+            (Conv::D2(c), FeatureMap::D2(t)) => FeatureMap::D2(match kernel_spec(c, &t) {
+                Some(spec) => {
+                    lenet_kernels::conv2d(t, c.weight.val(), c.bias.as_ref().map(|b| b.val()), spec)
+                }
                 None => c.forward(t),
             }),
             (Conv::D3(c), FeatureMap::D3(t)) => FeatureMap::D3(c.forward(t)),
@@ -165,98 +168,28 @@ impl Conv {
     }
 }
 
-/// Applies a pooling layer described by a [`PoolPlan`] with Burn's pooling operations.
+/// The [`ConvSpec`] for running `c` on `x` with [`lenet_kernels`] (flex, with or without
+/// autodiff: training, evaluation, prediction), or `None` to use Burn's `conv2d` (other
+/// backends, groups, `same` padding). Measured gains are in the README's performance section.
+fn kernel_spec(c: &Conv2d, x: &Tensor<4>) -> Option<ConvSpec> {
+    let padding = match c.padding {
+        PaddingConfig2d::Valid => [[0, 0], [0, 0]],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [[top, bottom], [left, right]],
+        _ => return None,
+    };
+    let spec = ConvSpec {
+        stride: c.stride,
+        padding,
+        dilation: c.dilation,
+    };
+    (c.groups == 1 && lenet_kernels::conv2d_applies(x, &c.weight.val(), &spec)).then_some(spec)
+}
+
+/// Applies a pooling layer described by a [`PoolPlan`]: over non-overlapping tiles on flex with
+/// [`lenet_kernels::pool2d`], otherwise with Burn's pooling operations.
 /// Burn has no 3D pooling, so 3D pools as a 2D pool over (height, width) followed by a 1D pool
 /// over depth: max of maxes is the max, and a mean of means over equal-sized (zero-padded)
 /// windows is the mean, so the result is exact.
-/// Whether `device` is flex without autodiff (an autodiff device compares equal to the device it
-/// wraps, so both are checked).
-fn is_plain_flex(device: &Device) -> bool {
-    !device.is_autodiff() && *device == Device::flex()
-}
-
-/// Input channels from which [`conv2d_unfold`] is used, and the images per matrix product.
-const UNFOLD_MIN_CHANNELS: usize = 4;
-const UNFOLD_CHUNK: usize = 128;
-
-/// The (symmetric) padding for [`conv2d_unfold`] when it applies to `c` on `x`: flex without
-/// autodiff (evaluation, prediction, validation), no groups, at least
-/// [`UNFOLD_MIN_CHANNELS`] input channels.
-fn unfold_padding(c: &Conv2d, x: &Tensor<4>) -> Option<[usize; 2]> {
-    let padding = match c.padding {
-        PaddingConfig2d::Valid => [0, 0],
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
-            [top, left]
-        }
-        _ => return None,
-    };
-    let fits = c.groups == 1 && x.dims()[1] >= UNFOLD_MIN_CHANNELS && is_plain_flex(&x.device());
-    fits.then_some(padding)
-}
-
-/// A 2D convolution as im2col (Burn's `unfold4d`) and one matrix product per chunk of
-/// [`UNFOLD_CHUNK`] images. Burn's own `conv2d` on flex is the slower one for multi-channel
-/// inputs: measured at batch 1000 on LeNet-5's second convolution (6 → 16 channels, 5×5 on
-/// 14×14), alternating runs: 22.2 ms against 36.6 ms. With a single input channel Burn's is
-/// faster (18 ms against 52 ms), hence [`UNFOLD_MIN_CHANNELS`]; chunks keep the unfolded matrix
-/// in cache (one product over 1000 images took 52 ms). Same values up to float rounding (tested).
-fn conv2d_unfold(c: &Conv2d, x: Tensor<4>, padding: [usize; 2]) -> Tensor<4> {
-    let [b, ci, h, w] = x.dims();
-    let weight = c.weight.val();
-    let [co, _, kh, kw] = weight.dims();
-    let out = |size: usize, d: usize| {
-        (size + 2 * padding[d] - c.dilation[d] * (c.kernel_size[d] - 1) - 1) / c.stride[d] + 1
-    };
-    let (oh, ow) = (out(h, 0), out(w, 1));
-    let weight = weight.reshape([1, co, ci * kh * kw]);
-    let bias = c.bias.as_ref().map(|b| b.val().reshape([1, co, 1]));
-    let options = UnfoldOptions::new(c.stride, padding, c.dilation);
-    let chunk = |x: Tensor<4>| {
-        let n = x.dims()[0];
-        let y = weight
-            .clone()
-            .matmul(unfold4d(x, [kh, kw], options.clone()));
-        let y = match &bias {
-            Some(bias) => y + bias.clone(),
-            None => y,
-        };
-        y.reshape([n, co, oh, ow])
-    };
-    if b <= UNFOLD_CHUNK {
-        return chunk(x);
-    }
-    let parts: Vec<Tensor<4>> = (0..b)
-        .step_by(UNFOLD_CHUNK)
-        .map(|start| {
-            let end = (start + UNFOLD_CHUNK).min(b);
-            chunk(x.clone().slice([start..end, 0..ci, 0..h, 0..w]))
-        })
-        .collect();
-    Tensor::cat(parts, 0)
-}
-
-/// Pooling over non-overlapping `kh × kw` tiles (stride = kernel, no padding) as a reshape and
-/// two reductions. On flex without autodiff (evaluation, prediction, validation) this is about
-/// twice as fast as Burn's pooling op (measured at batch 1000: 12.4 vs 23.3 ms on LeNet-5's
-/// first feature maps, 3.9 vs 10.4 ms on its second), and it gives the same values (max: exactly,
-/// average: up to rounding). Training keeps Burn's op, whose backward pass is the faster one.
-fn pool2d_tiles(t: Tensor<4>, kind: PoolKind, kh: usize, kw: usize) -> Tensor<4> {
-    let [b, c, h, w] = t.dims();
-    let (oh, ow) = (h / kh, w / kw);
-    // Rows and columns past the last whole tile are dropped, as `floor` in the output size does.
-    let t = if oh * kh != h || ow * kw != w {
-        t.slice([0..b, 0..c, 0..oh * kh, 0..ow * kw])
-    } else {
-        t
-    };
-    let tiles = t.reshape([b, c, oh, kh, ow, kw]);
-    let pooled = match kind {
-        PoolKind::Max => tiles.max_dim(5).max_dim(3),
-        PoolKind::Avg => tiles.mean_dim(5).mean_dim(3),
-    };
-    pooled.reshape([b, c, oh, ow])
-}
-
 fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
     let (k, s, pad) = (&p.kernel, &p.stride, &p.padding);
     let p1 = |t: Tensor<3>, d: usize| match p.kind {
@@ -288,9 +221,13 @@ fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
         ),
     };
     let p2 = |t: Tensor<4>, a: usize, b: usize| {
-        if k[a] == s[a] && k[b] == s[b] && pad[a] == 0 && pad[b] == 0 && is_plain_flex(&t.device())
-        {
-            return pool2d_tiles(t, p.kind, k[a], k[b]);
+        let tiles = k[a] == s[a] && k[b] == s[b] && pad[a] == 0 && pad[b] == 0;
+        if tiles && lenet_kernels::pool2d_applies(&t, [k[a], k[b]]) {
+            let kind = match p.kind {
+                PoolKind::Max => lenet_kernels::PoolKind::Max,
+                PoolKind::Avg => lenet_kernels::PoolKind::Avg,
+            };
+            return lenet_kernels::pool2d(t, kind, [k[a], k[b]]);
         }
         p2_burn(t, a, b)
     };
@@ -514,110 +451,55 @@ mod tests {
     use super::*;
     use burn::tensor::{Distribution, Tolerance};
 
-    /// The tile pooling used for inference on flex gives Burn's pooling results: max exactly,
-    /// average to rounding, for many shapes (including sizes that are not a multiple of the
-    /// kernel) and through the autodiff path (which uses Burn's op) as well.
+    /// Whole networks on flex (where the convolutions and poolings run on `lenet_kernels`) give
+    /// the outputs and gradients of the same networks on ndarray (Burn's own operations), with
+    /// and without autodiff.
     #[test]
-    fn tile_pooling_matches_burns_pooling() {
-        let device = Device::flex();
-        device.seed(11);
-        // Training (autodiff) keeps Burn's ops; only plain flex takes the tile path.
-        assert!(is_plain_flex(&device));
-        assert!(!is_plain_flex(&device.clone().autodiff()));
+    fn networks_on_the_kernels_match_burns_operations() {
+        let flex = Device::flex();
         #[allow(deprecated)]
         let ndarray = Device::ndarray();
-        assert!(!is_plain_flex(&ndarray));
-        for &(b, c, h, w, kh, kw) in &[
-            (2, 3, 28, 28, 2, 2),
-            (5, 16, 10, 10, 2, 2),
-            (1, 1, 7, 7, 2, 2),
-            (3, 4, 9, 12, 3, 3),
-            (2, 2, 8, 6, 2, 3),
-            (4, 6, 5, 5, 5, 5),
-        ] {
-            let x: Tensor<4> =
-                Tensor::random([b, c, h, w], Distribution::Normal(0.0, 1.0), &device);
-            let max = max_pool2d(
-                x.clone(),
-                MaxPoolOptions::new([kh, kw]).with_stride([kh, kw]),
-            );
-            let ours = pool2d_tiles(x.clone(), PoolKind::Max, kh, kw);
-            assert_eq!(ours.dims(), max.dims(), "{:?}", (b, c, h, w, kh, kw));
-            assert_eq!(
-                ours.into_data(),
-                max.into_data(),
-                "max {:?}",
-                (h, w, kh, kw)
-            );
-            let avg = avg_pool2d(
-                x.clone(),
-                AvgPoolOptions::new([kh, kw]).with_stride([kh, kw]),
-            );
-            pool2d_tiles(x, PoolKind::Avg, kh, kw)
-                .into_data()
-                .assert_approx_eq::<f32>(&avg.into_data(), Tolerance::absolute(1e-6));
-        }
-    }
-
-    /// The unfold convolution used for inference on flex gives Burn's conv2d results.
-    #[test]
-    fn unfold_convolution_matches_burns_conv2d() {
-        let device = Device::flex();
-        device.seed(13);
-        // (batch, in, out, size, kernel, stride, padding, dilation)
-        for &(b, ci, co, size, k, stride, pad, dil) in &[
-            (3, 6, 16, 14, 5, 1, 0, 1),
-            (130, 6, 16, 14, 5, 1, 0, 1),
-            (2, 4, 3, 9, 3, 2, 1, 1),
-            (2, 8, 5, 11, 3, 1, 2, 2),
-            (1, 16, 120, 5, 5, 1, 0, 1),
-        ] {
-            let conv = Conv2dConfig::new([ci, co], [k, k])
-                .with_stride([stride, stride])
-                .with_dilation([dil, dil])
-                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-                .init(&device);
-            let x: Tensor<4> =
-                Tensor::random([b, ci, size, size], Distribution::Normal(0.0, 1.0), &device);
-            assert_eq!(unfold_padding(&conv, &x), Some([pad, pad]));
-            let ours = conv2d_unfold(&conv, x.clone(), [pad, pad]);
-            let burn = conv.forward(x);
-            assert_eq!(ours.dims(), burn.dims());
-            ours.into_data()
-                .assert_approx_eq::<f32>(&burn.into_data(), Tolerance::absolute(1e-4));
-        }
-        // Not used with one input channel, or with autodiff.
-        let conv = Conv2dConfig::new([1, 6], [5, 5]).init(&device);
-        let x: Tensor<4> = Tensor::zeros([2, 1, 28, 28], &device);
-        assert_eq!(unfold_padding(&conv, &x), None);
-        let conv = Conv2dConfig::new([6, 16], [5, 5]).init(&device);
-        let x: Tensor<4> = Tensor::zeros([2, 6, 14, 14], &device.clone().autodiff());
-        assert_eq!(unfold_padding(&conv, &x), None);
-    }
-
-    /// A network's forward pass is the same on flex with and without autodiff (tile pooling
-    /// for inference, Burn's pooling op for training).
-    #[test]
-    fn inference_and_training_forward_agree() {
-        let device = Device::flex();
-        device.seed(5);
+        flex.seed(5);
         for preset in ["lenet5", "lenet5-classic"] {
             let plan = crate::preset(preset).unwrap().plan().unwrap();
-            let net = plan.build(&device);
+            let net = plan.build(&flex);
             let shape = plan.input_shape();
             let x: Tensor<4> = Tensor::random(
                 [3, shape[0], shape[1], shape[2]],
                 Distribution::Normal(0.0, 1.0),
-                &device,
+                &flex,
             );
-            let plain = net.forward_2d(x.clone()).into_data();
-            let ad = device.clone().autodiff();
-            let tracked = net
+            let reference = net
                 .clone()
-                .fork(&ad)
-                .forward_2d(x.to_device(&ad))
-                .into_data();
-            plain.assert_approx_eq::<f32>(&tracked, Tolerance::absolute(1e-5));
+                .fork(&ndarray)
+                .forward_2d(x.clone().to_device(&ndarray));
+            let plain = net.forward_2d(x.clone());
+            plain
+                .into_data()
+                .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-5));
+
+            // Gradients of every parameter of the network.
+            let grads_of = |device: &Device| {
+                let net = net.clone().fork(device).train();
+                let y = net.forward_2d(x.clone().to_device(device));
+                let grads = y.powi_scalar(2).sum().backward();
+                let mut flat = Vec::new();
+                for block in &net.features {
+                    let Conv::D2(c) = &block.conv else {
+                        unreachable!()
+                    };
+                    flat.push(c.weight.grad(&grads).unwrap().into_data());
+                    if let Some(b) = &c.bias {
+                        flat.push(b.grad(&grads).unwrap().into_data());
+                    }
+                }
+                flat.push(net.output.weight.grad(&grads).unwrap().into_data());
+                flat
+            };
+            for (ours, reference) in grads_of(&flex).into_iter().zip(grads_of(&ndarray)) {
+                let scale = reference.iter::<f32>().fold(1.0f32, |m, v| m.max(v.abs()));
+                ours.assert_approx_eq::<f32>(&reference, Tolerance::rel_abs(1e-5, 1e-5 * scale));
+            }
         }
     }
 }

@@ -1,0 +1,324 @@
+//! The kernels as a Burn backend extension: one trait, implemented for flex (the forward passes)
+//! and for autodiff over flex (the forward passes plus hand-written backward steps that call the
+//! gradient kernels). Burn routes a call to the implementation of the tensors' device; only flex
+//! and autodiff-over-flex are listed, so callers check [`crate::device_applies`] first.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Autodiff, Backend, Flex, TensorMetadata};
+use burn::tensor::TensorData;
+
+use crate::conv::{self, ConvGeometry};
+use crate::pool::{self, PoolGeometry, PoolKind};
+
+/// The hyper-parameters of a convolution; sizes come from the tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvSpec {
+    /// Per axis (height, width).
+    pub stride: [usize; 2],
+    /// Per axis: (before, after).
+    pub padding: [[usize; 2]; 2],
+    /// Per axis.
+    pub dilation: [usize; 2],
+}
+
+impl ConvSpec {
+    pub(crate) fn geometry(&self, x: &[usize], weight: &[usize]) -> ConvGeometry {
+        ConvGeometry {
+            batch: x[0],
+            in_channels: x[1],
+            in_size: [x[2], x[3]],
+            out_channels: weight[0],
+            kernel: [weight[2], weight[3]],
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+        }
+    }
+}
+
+/// Pooling over non-overlapping `kernel` tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub kind: PoolKind,
+    pub kernel: [usize; 2],
+}
+
+impl PoolSpec {
+    fn geometry(&self, x: &[usize]) -> PoolGeometry {
+        PoolGeometry {
+            planes: x[0] * x[1],
+            size: [x[2], x[3]],
+            kernel: self.kernel,
+        }
+    }
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait LenetKernels: Backend {
+    /// 2D convolution, groups 1, `x` `[n, c, h, w]`, `weight` `[o, c, kh, kw]`, `bias` `[o]`.
+    fn lenet_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self>;
+
+    /// [`Self::lenet_conv2d`] without a bias (the macro takes no optional tensor inputs).
+    fn lenet_conv2d_no_bias(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self>;
+
+    /// Pooling of `x` `[n, c, h, w]` over non-overlapping tiles.
+    fn lenet_pool2d(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self>;
+}
+
+type FlexTensor = FloatTensor<Flex>;
+
+/// The `f32` values of a flex tensor, in row-major order (a copy).
+fn values(t: &FlexTensor) -> Vec<f32> {
+    let t = t.to_contiguous();
+    match t.as_slice::<f32>() {
+        Some(s) => s.to_vec(),
+        None => t
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap_or_default(),
+    }
+}
+
+/// Runs `f` on the `f32` values of `t`, without a copy when the tensor is contiguous.
+fn with_values<R>(t: &FlexTensor, f: impl FnOnce(&[f32]) -> R) -> R {
+    if let Some(s) = t.as_slice::<f32>() {
+        return f(s);
+    }
+    f(&values(t))
+}
+
+fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    Flex::float_from_data(TensorData::new(values, shape), &Default::default())
+}
+
+fn conv_forward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    spec: &ConvSpec,
+) -> FlexTensor {
+    let g = spec.geometry(&x.shape(), &weight.shape());
+    let [oh, ow] = g
+        .out_size()
+        .expect("lenet_conv2d: kernel larger than the padded input (checked by the caller)");
+    let bias = bias.map(values);
+    let y = with_values(x, |xs| {
+        with_values(weight, |ws| conv::forward(&g, xs, ws, bias.as_deref()))
+    });
+    tensor(y, [g.batch, g.out_channels, oh, ow])
+}
+
+fn pool_forward(x: &FlexTensor, spec: &PoolSpec) -> FlexTensor {
+    let shape = x.shape();
+    let g = spec.geometry(&shape);
+    let [oh, ow] = g.out_size();
+    let y = with_values(x, |xs| pool::forward(&g, spec.kind, xs));
+    tensor(y, [shape[0], shape[1], oh, ow])
+}
+
+impl LenetKernels for Flex {
+    fn lenet_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        spec: ConvSpec,
+    ) -> FlexTensor {
+        conv_forward(&x, &weight, Some(&bias), &spec)
+    }
+
+    fn lenet_conv2d_no_bias(x: FlexTensor, weight: FlexTensor, spec: ConvSpec) -> FlexTensor {
+        conv_forward(&x, &weight, None, &spec)
+    }
+
+    fn lenet_pool2d(x: FlexTensor, spec: PoolSpec) -> FlexTensor {
+        pool_forward(&x, &spec)
+    }
+}
+
+/// What the backward step of a convolution needs: its input and weights (flex tensors share
+/// their buffers, so keeping them costs no copy).
+#[derive(Debug, Clone)]
+struct ConvState {
+    x: FlexTensor,
+    weight: FlexTensor,
+    spec: ConvSpec,
+}
+
+/// Gradients of one convolution: of the input, and of the weights with the bias.
+type ConvGrads = (Option<FlexTensor>, Option<(FlexTensor, FlexTensor)>);
+
+impl ConvState {
+    /// The gradients of the input and of the weights and bias, each only when asked for.
+    fn gradients(&self, dy: &FlexTensor, want_x: bool, want_weight: bool) -> ConvGrads {
+        let x_shape = self.x.shape();
+        let w_shape = self.weight.shape();
+        let g = self.spec.geometry(&x_shape, &w_shape);
+        with_values(dy, |dy| {
+            let dx = want_x.then(|| {
+                let dx = with_values(&self.weight, |ws| conv::backward_input(&g, ws, dy));
+                tensor(dx, [x_shape[0], x_shape[1], x_shape[2], x_shape[3]])
+            });
+            let dw = want_weight.then(|| {
+                let (dw, db) = with_values(&self.x, |xs| conv::backward_weight(&g, xs, dy));
+                let n = db.len();
+                (
+                    tensor(dw, [w_shape[0], w_shape[1], w_shape[2], w_shape[3]]),
+                    tensor(db, [n]),
+                )
+            });
+            (dx, dw)
+        })
+    }
+}
+
+#[derive(Debug)]
+struct ConvWithBias;
+
+impl Backward<Flex, 3> for ConvWithBias {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let want_weight = node_w.is_some() || node_b.is_some();
+        let (dx, dwb) = ops.state.gradients(&dy, node_x.is_some(), want_weight);
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Flex>(node.id, dx);
+        }
+        if let Some((dw, db)) = dwb {
+            if let Some(node) = node_w {
+                grads.register::<Flex>(node.id, dw);
+            }
+            if let Some(node) = node_b {
+                grads.register::<Flex>(node.id, db);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ConvNoBias;
+
+impl Backward<Flex, 2> for ConvNoBias {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<ConvState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (dx, dwb) = ops.state.gradients(&dy, node_x.is_some(), node_w.is_some());
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Flex>(node.id, dx);
+        }
+        if let (Some(node), Some((dw, _))) = (node_w, dwb) {
+            grads.register::<Flex>(node.id, dw);
+        }
+    }
+}
+
+/// What the backward step of a pooling needs: for max pooling its input and output (shared
+/// buffers, no copy), for average pooling the input shape.
+#[derive(Debug, Clone)]
+struct PoolState {
+    spec: PoolSpec,
+    x_shape: [usize; 4],
+    max: Option<(FlexTensor, FlexTensor)>,
+}
+
+#[derive(Debug)]
+struct PoolBackward;
+
+impl Backward<Flex, 1> for PoolBackward {
+    type State = PoolState;
+
+    fn backward(self, ops: Ops<PoolState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let Some(node) = node_x else { return };
+        let PoolState { spec, x_shape, max } = ops.state;
+        let g = spec.geometry(&x_shape);
+        let dx = with_values(&dy, |dy| match &max {
+            Some((x, y)) => with_values(x, |xs| {
+                with_values(y, |ys| pool::max_backward(&g, xs, ys, dy))
+            }),
+            None => pool::avg_backward(&g, dy),
+        });
+        grads.register::<Flex>(node.id, tensor(dx, x_shape));
+    }
+}
+
+impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
+    fn lenet_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (weight, w_node) = weight.into_parts();
+        let (bias, b_node) = bias.into_parts();
+        match ConvWithBias
+            .prepare::<C>([x_node, w_node, b_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = conv_forward(&x, &weight, Some(&bias), &spec);
+                prep.finish(ConvState { x, weight, spec }, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(conv_forward(&x, &weight, Some(&bias), &spec)),
+        }
+    }
+
+    fn lenet_conv2d_no_bias(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (weight, w_node) = weight.into_parts();
+        match ConvNoBias
+            .prepare::<C>([x_node, w_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = conv_forward(&x, &weight, None, &spec);
+                prep.finish(ConvState { x, weight, spec }, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(conv_forward(&x, &weight, None, &spec)),
+        }
+    }
+
+    fn lenet_pool2d(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let y = pool_forward(&x, &spec);
+        match PoolBackward
+            .prepare::<C>([x_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let shape = x.shape();
+                let x_shape = [shape[0], shape[1], shape[2], shape[3]];
+                let max = (spec.kind == PoolKind::Max).then(|| (x, y.clone()));
+                prep.finish(PoolState { spec, x_shape, max }, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+}

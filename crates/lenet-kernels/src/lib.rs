@@ -1,0 +1,104 @@
+//! CPU kernels for the layers LeNet-style networks spend their time in, for Burn's flex backend:
+//! 2D convolution (groups 1, any stride, padding and dilation) and pooling over non-overlapping
+//! tiles (max and average), each with its backward pass, so that training uses them too.
+//!
+//! Why our own: Burn 0.22's flex computes a convolution's gradients as further convolutions (the
+//! weight gradient as a convolution with batch and channels swapped, the input gradient as a
+//! transposed convolution), which is slow for LeNet's few channels and large spatial kernels of
+//! the gradient. Here every pass is im2col plus one matrix product per image (the same `gemm`
+//! crate flex uses), spread over the images. Measured figures and the commands that give them
+//! are in the README's performance section.
+//!
+//! The kernels are a Burn backend extension ([`LenetKernels`]) implemented for flex and for
+//! autodiff over flex. [`conv2d`] and [`pool2d`] take and return ordinary `Tensor`s; call them
+//! only where [`conv2d_applies`] / [`pool2d_applies`] say so, and use Burn's ops elsewhere.
+//! Results equal Burn's ops up to float rounding (tests compare values and gradients).
+
+pub mod conv;
+mod extension;
+mod gemm;
+pub mod pool;
+
+use burn::backend::Dispatch;
+use burn::tensor::{DType, Device, Tensor};
+
+pub use extension::{ConvSpec, LenetKernels, PoolSpec};
+pub use pool::PoolKind;
+
+/// The environment variable that turns the kernels off (`LENET_KERNELS=off`), so that Burn's own
+/// operations run everywhere: for before/after measurements, or to rule the kernels out.
+pub const SWITCH: &str = "LENET_KERNELS";
+
+/// Whether the kernels are on: unless [`SWITCH`] is `off` (read once per process).
+pub fn enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var(SWITCH).map_or(true, |v| v != "off"))
+}
+
+/// Whether `device` runs these kernels: flex, with or without autodiff (an autodiff device
+/// compares equal to the device it wraps), while [`enabled`].
+pub fn device_applies(device: &Device) -> bool {
+    enabled() && *device == Device::flex()
+}
+
+/// Whether [`conv2d`] can compute this convolution: `f32` tensors on flex, weights
+/// `[out, in, kh, kw]` matching the input's channels, and a kernel that fits the padded input.
+pub fn conv2d_applies(x: &Tensor<4>, weight: &Tensor<4>, spec: &ConvSpec) -> bool {
+    let (xd, wd) = (x.dims(), weight.dims());
+    device_applies(&x.device())
+        && x.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+        && xd[1] == wd[1]
+        && spec.geometry(&xd, &wd).out_size().is_some()
+}
+
+/// Whether [`pool2d`] can compute this pooling: an `f32` tensor on flex and a tile that fits.
+pub fn pool2d_applies(x: &Tensor<4>, kernel: [usize; 2]) -> bool {
+    let d = x.dims();
+    device_applies(&x.device())
+        && x.dtype() == DType::F32
+        && kernel[0] >= 1
+        && kernel[1] >= 1
+        && kernel[0] <= d[2]
+        && kernel[1] <= d[3]
+}
+
+/// 2D convolution (cross-correlation) of `x` `[n, c, h, w]` with `weight` `[o, c, kh, kw]` and
+/// an optional `bias` `[o]`; differentiable when the tensors are on an autodiff device.
+///
+/// # Panics
+/// When [`conv2d_applies`] is false.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    spec: ConvSpec,
+) -> Tensor<4> {
+    assert!(
+        conv2d_applies(&x, &weight, &spec),
+        "lenet_kernels::conv2d called on a convolution it does not support"
+    );
+    let (x, weight) = (x.into_dispatch(), weight.into_dispatch());
+    Tensor::from_dispatch(match bias {
+        Some(bias) => {
+            <Dispatch as LenetKernels>::lenet_conv2d(x, weight, bias.into_dispatch(), spec)
+        }
+        None => <Dispatch as LenetKernels>::lenet_conv2d_no_bias(x, weight, spec),
+    })
+}
+
+/// Pooling of `x` `[n, c, h, w]` over non-overlapping `kernel` tiles (stride = kernel, no
+/// padding); differentiable when `x` is on an autodiff device.
+///
+/// # Panics
+/// When [`pool2d_applies`] is false.
+pub fn pool2d(x: Tensor<4>, kind: PoolKind, kernel: [usize; 2]) -> Tensor<4> {
+    assert!(
+        pool2d_applies(&x, kernel),
+        "lenet_kernels::pool2d called on a pooling it does not support"
+    );
+    Tensor::from_dispatch(<Dispatch as LenetKernels>::lenet_pool2d(
+        x.into_dispatch(),
+        PoolSpec { kind, kernel },
+    ))
+}

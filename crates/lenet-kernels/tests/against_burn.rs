@@ -1,0 +1,292 @@
+//! The kernels against Burn's own operations on flex: forward values and the gradients of the
+//! input, weights and bias, on random inputs of many shapes, within 1e-5 relative to the largest
+//! value of the tensor (sums of thousands of terms that cancel to near zero differ in their last
+//! bits between summation orders, so a purely element-wise relative bound would test rounding).
+
+use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode};
+use burn::tensor::{Device, Distribution, Tensor, TensorData, Tolerance};
+use lenet_kernels::{ConvSpec, PoolKind};
+use proptest::prelude::*;
+
+/// 1e-5 relative, and 1e-5 of the largest magnitude in `reference` absolute.
+fn assert_close(ours: TensorData, reference: TensorData, what: &str) {
+    assert_eq!(ours.shape(), reference.shape(), "{what}: shapes");
+    let scale = reference.iter::<f32>().fold(1.0f32, |m, v| m.max(v.abs()));
+    let tolerance = Tolerance::rel_abs(1e-5, 1e-5 * scale);
+    ours.assert_approx_eq::<f32>(&reference, tolerance);
+}
+
+fn close<const D: usize>(ours: Tensor<D>, burn: Tensor<D>, what: &str) {
+    assert_close(ours.into_data(), burn.into_data(), what);
+}
+
+/// One convolution case: (batch, in, out, [h, w], [kh, kw], stride, padding, dilation, bias).
+#[derive(Debug, Clone)]
+struct Case {
+    batch: usize,
+    channels: [usize; 2],
+    size: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [[usize; 2]; 2],
+    dilation: [usize; 2],
+    bias: bool,
+}
+
+impl Case {
+    fn spec(&self) -> ConvSpec {
+        ConvSpec {
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+        }
+    }
+
+    /// Burn's convolution of the same thing: symmetric padding through the options, the
+    /// asymmetric part by padding the input with zeros first.
+    fn burn(&self, x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>) -> Tensor<4> {
+        let [[top, bottom], [left, right]] = self.padding;
+        let options = ConvOptions::new(self.stride, [0, 0], self.dilation, 1);
+        let x = x.pad([(top, bottom), (left, right)], PadMode::Constant(0.0));
+        conv2d(x, w, b, options)
+    }
+}
+
+/// Checks forward values on plain flex and on autodiff flex, and the three gradients.
+fn check_conv(case: &Case, seed: u64) {
+    let device = Device::flex();
+    device.seed(seed);
+    let [ci, co] = case.channels;
+    let [h, w] = case.size;
+    let [kh, kw] = case.kernel;
+    let u = Distribution::Uniform(-1.0, 1.0);
+    let x: Tensor<4> = Tensor::random([case.batch, ci, h, w], u, &device);
+    let wt: Tensor<4> = Tensor::random([co, ci, kh, kw], u, &device);
+    let b: Option<Tensor<1>> = case.bias.then(|| Tensor::random([co], u, &device));
+    assert!(lenet_kernels::conv2d_applies(&x, &wt, &case.spec()));
+
+    let ours = lenet_kernels::conv2d(x.clone(), wt.clone(), b.clone(), case.spec());
+    let burn = case.burn(x.clone(), wt.clone(), b.clone());
+    close(ours, burn.clone(), &format!("forward {case:?}"));
+
+    // Gradients of sum(y · r) for a random r, through our op and through Burn's.
+    let r: Tensor<4> = Tensor::random(burn.dims(), u, &device).autodiff();
+    let grads = |ours: bool| {
+        let x = x.clone().autodiff().require_grad();
+        let wt = wt.clone().autodiff().require_grad();
+        let b = b.clone().map(|b| b.autodiff().require_grad());
+        let y = if ours {
+            lenet_kernels::conv2d(x.clone(), wt.clone(), b.clone(), case.spec())
+        } else {
+            case.burn(x.clone(), wt.clone(), b.clone())
+        };
+        let g = (y * r.clone()).sum().backward();
+        let gx = x.grad(&g).expect("input gradient");
+        let gw = wt.grad(&g).expect("weight gradient");
+        let gb = b.map(|b| b.grad(&g).expect("bias gradient"));
+        (gx, gw, gb)
+    };
+    let (ox, ow, ob) = grads(true);
+    let (bx, bw, bb) = grads(false);
+    close(ox, bx, &format!("input gradient {case:?}"));
+    close(ow, bw, &format!("weight gradient {case:?}"));
+    if let (Some(ob), Some(bb)) = (ob, bb) {
+        close(ob, bb, &format!("bias gradient {case:?}"));
+    }
+}
+
+fn lenet_case(batch: usize, channels: [usize; 2], size: usize, pad: usize) -> Case {
+    Case {
+        batch,
+        channels,
+        size: [size, size],
+        kernel: [5, 5],
+        stride: [1, 1],
+        padding: [[pad, pad], [pad, pad]],
+        dilation: [1, 1],
+        bias: true,
+    }
+}
+
+#[test]
+fn lenet5_convolutions_match_burn() {
+    check_conv(&lenet_case(8, [1, 6], 28, 2), 1);
+    check_conv(&lenet_case(8, [6, 16], 14, 0), 2);
+    check_conv(&lenet_case(3, [16, 120], 5, 0), 3);
+}
+
+#[test]
+fn strides_paddings_dilations_and_no_bias_match_burn() {
+    let cases = [
+        Case {
+            batch: 2,
+            channels: [3, 4],
+            size: [9, 8],
+            kernel: [3, 2],
+            stride: [2, 1],
+            padding: [[1, 2], [0, 1]],
+            dilation: [1, 2],
+            bias: true,
+        },
+        Case {
+            batch: 3,
+            channels: [2, 5],
+            size: [11, 11],
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: [[1, 1], [1, 1]],
+            dilation: [1, 1],
+            bias: false,
+        },
+        Case {
+            batch: 1,
+            channels: [4, 3],
+            size: [7, 10],
+            kernel: [3, 3],
+            stride: [1, 3],
+            padding: [[0, 0], [2, 2]],
+            dilation: [2, 1],
+            bias: true,
+        },
+        // A 1×1 convolution and a kernel as large as the input.
+        Case {
+            batch: 2,
+            channels: [6, 2],
+            size: [5, 5],
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: [[0, 0], [0, 0]],
+            dilation: [1, 1],
+            bias: true,
+        },
+        Case {
+            batch: 2,
+            channels: [3, 2],
+            size: [4, 6],
+            kernel: [4, 6],
+            stride: [1, 1],
+            padding: [[0, 0], [0, 0]],
+            dilation: [1, 1],
+            bias: false,
+        },
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        check_conv(case, 10 + i as u64);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_convolutions_match_burn(
+        batch in 1usize..4,
+        ci in 1usize..5,
+        co in 1usize..5,
+        h in 3usize..12,
+        w in 3usize..12,
+        kh in 1usize..4,
+        kw in 1usize..4,
+        sh in 1usize..3,
+        sw in 1usize..3,
+        pads in proptest::array::uniform4(0usize..3),
+        dh in 1usize..3,
+        dw in 1usize..3,
+        bias in any::<bool>(),
+        seed in 0u64..1000,
+    ) {
+        let case = Case {
+            batch,
+            channels: [ci, co],
+            size: [h, w],
+            kernel: [kh, kw],
+            stride: [sh, sw],
+            padding: [[pads[0], pads[1]], [pads[2], pads[3]]],
+            dilation: [dh, dw],
+            bias,
+        };
+        // The dilated kernel must fit in the padded input.
+        let fits = |a: usize| {
+            case.size[a] + case.padding[a][0] + case.padding[a][1]
+                > case.dilation[a] * (case.kernel[a] - 1)
+        };
+        prop_assume!(fits(0) && fits(1));
+        check_conv(&case, seed);
+    }
+}
+
+/// Pooling over tiles against Burn's pooling with stride = kernel: values and input gradients.
+fn check_pool(dims: [usize; 4], kernel: [usize; 2], kind: PoolKind, seed: u64) {
+    let device = Device::flex();
+    device.seed(seed);
+    let x: Tensor<4> = Tensor::random(dims, Distribution::Uniform(-1.0, 1.0), &device);
+    let burn = |x: Tensor<4>| match kind {
+        PoolKind::Max => max_pool2d(x, MaxPoolOptions::new(kernel).with_stride(kernel)),
+        PoolKind::Avg => avg_pool2d(x, AvgPoolOptions::new(kernel).with_stride(kernel)),
+    };
+    let what = format!("{kind:?} pooling {dims:?} by {kernel:?}");
+    close(
+        lenet_kernels::pool2d(x.clone(), kind, kernel),
+        burn(x.clone()),
+        &what,
+    );
+    let expected = burn(x.clone()).dims();
+    let r: Tensor<4> =
+        Tensor::random(expected, Distribution::Uniform(-1.0, 1.0), &device).autodiff();
+    let grad = |ours: bool| {
+        let x = x.clone().autodiff().require_grad();
+        let y = if ours {
+            lenet_kernels::pool2d(x.clone(), kind, kernel)
+        } else {
+            burn(x.clone())
+        };
+        let g = (y * r.clone()).sum().backward();
+        x.grad(&g).expect("input gradient")
+    };
+    close(grad(true), grad(false), &format!("gradient of {what}"));
+}
+
+#[test]
+fn tile_pooling_matches_burn() {
+    for (i, &(dims, kernel)) in [
+        ([8, 6, 28, 28], [2, 2]),
+        ([8, 16, 10, 10], [2, 2]),
+        ([2, 3, 7, 7], [2, 2]),
+        ([3, 4, 9, 12], [3, 3]),
+        ([2, 2, 8, 6], [2, 3]),
+        ([4, 6, 5, 5], [5, 5]),
+        ([1, 1, 6, 6], [1, 1]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        check_pool(dims, kernel, PoolKind::Max, 100 + i as u64);
+        check_pool(dims, kernel, PoolKind::Avg, 200 + i as u64);
+    }
+}
+
+#[test]
+fn other_devices_and_dtypes_are_not_taken() {
+    #[allow(deprecated)]
+    let ndarray = Device::ndarray();
+    let x: Tensor<4> = Tensor::zeros([1, 1, 4, 4], &ndarray);
+    let w: Tensor<4> = Tensor::zeros([1, 1, 3, 3], &ndarray);
+    let spec = ConvSpec {
+        stride: [1, 1],
+        padding: [[0, 0], [0, 0]],
+        dilation: [1, 1],
+    };
+    assert!(!lenet_kernels::conv2d_applies(&x, &w, &spec));
+    assert!(!lenet_kernels::pool2d_applies(&x, [2, 2]));
+    let flex = Device::flex();
+    assert!(lenet_kernels::device_applies(&flex));
+    assert!(lenet_kernels::device_applies(&flex.clone().autodiff()));
+    // A kernel that does not fit, or channels that do not match, are refused.
+    let x: Tensor<4> = Tensor::zeros([1, 2, 4, 4], &flex);
+    let big: Tensor<4> = Tensor::zeros([1, 2, 5, 5], &flex);
+    assert!(!lenet_kernels::conv2d_applies(&x, &big, &spec));
+    let wrong: Tensor<4> = Tensor::zeros([1, 3, 3, 3], &flex);
+    assert!(!lenet_kernels::conv2d_applies(&x, &wrong, &spec));
+    assert!(!lenet_kernels::pool2d_applies(&x, [5, 2]));
+}
