@@ -73,8 +73,33 @@ fn restore_sigpipe() {
     }
 }
 
+/// Keeps freed memory in the process instead of handing it back to the system after every
+/// training step. glibc returns large blocks (a batch's activations: megabytes each) to the
+/// kernel when they are freed, so each step faults them in again: measured on LeNet-5 at batch
+/// 256, 679,000 page faults and 2.0 s of system time in a 7 s `lenet bench --train`, against
+/// about 8,300 and 0.46 s with these settings, and 15-25 % more images/s. Blocks up to 32 MiB
+/// (glibc's largest mmap threshold) come from the heap, and the heap is never trimmed. The
+/// `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_` environment variables, when set, are
+/// left to decide.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let set = |name: &str| std::env::var_os(name).is_some();
+        // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
+        unsafe {
+            if !set("MALLOC_MMAP_THRESHOLD_") {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+            }
+            if !set("MALLOC_TRIM_THRESHOLD_") {
+                libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
     restore_sigpipe();
+    keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Summary(args) => summary_cmd::run(args),

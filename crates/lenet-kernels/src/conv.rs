@@ -13,6 +13,8 @@
 
 use rayon::prelude::*;
 
+use crate::buffer::zeros;
+
 use crate::gemm::{matmul, View};
 
 /// The geometry of one convolution: input `[batch, in_channels, height, width]`, weights
@@ -163,8 +165,15 @@ impl ConvGeometry {
     }
 }
 
-/// The forward pass: `[batch, out_channels, oh, ow]` from `x` and `weight` (and `bias`).
-pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+/// The forward pass: `[batch, out_channels, oh, ow]` from `x` and `weight` (and `bias`), with
+/// `relu` followed by a ReLU (NaN kept, as Burn's), applied to each image while it is in cache.
+pub fn forward(
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
     let (taps, positions) = (g.taps(), g.out_positions());
     let out_len = g.out_channels * positions;
     assert_eq!(x.len(), g.batch * g.image_len(), "conv forward: input size");
@@ -173,7 +182,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>
         g.out_channels * taps,
         "conv forward: weight size"
     );
-    let mut y = vec![0.0f32; g.batch * out_len];
+    let mut y = zeros(g.batch * out_len);
     if out_len == 0 || taps == 0 {
         return y;
     }
@@ -190,9 +199,35 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>
                         row.iter_mut().for_each(|v| *v += b);
                     }
                 }
+                if relu {
+                    y.iter_mut().for_each(|v| *v = relu_of(*v));
+                }
             },
         );
     y
+}
+
+/// ReLU keeping NaN (Burn's and PyTorch's).
+#[inline(always)]
+fn relu_of(v: f32) -> f32 {
+    if v.is_nan() || v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// The gradient before a ReLU from the gradient after it and the ReLU's output: kept where the
+/// output is positive (or NaN), zero elsewhere, as Burn's `relu_backward`.
+pub fn relu_backward(output: &[f32], grad: &[f32]) -> Vec<f32> {
+    assert_eq!(output.len(), grad.len(), "relu backward: sizes");
+    let mut out = Vec::new();
+    output
+        .par_iter()
+        .zip(grad.par_iter())
+        .map(|(&y, &d)| if y.is_nan() || y > 0.0 { d } else { 0.0 })
+        .collect_into_vec(&mut out);
+    out
 }
 
 /// Splits `0..n` into one contiguous range per rayon thread (fewer when `n` is small).
@@ -269,7 +304,7 @@ pub fn backward_input(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32> 
         "conv backward: weight size"
     );
     assert_eq!(dy.len(), g.batch * out_len, "conv backward: gradient size");
-    let mut dx = vec![0.0f32; g.batch * g.image_len()];
+    let mut dx = zeros(g.batch * g.image_len());
     if g.image_len() == 0 {
         return dx;
     }
@@ -350,13 +385,13 @@ mod tests {
             .map(|v| v / 9.0)
             .collect();
         let x = [-1., -1., -1., -1., 1., -1., -1., -1., 1.];
-        let y = forward(&g, &x, &w, None);
+        let y = forward(&g, &x, &w, None, false);
         assert!((y[0] - 7.0 / 9.0).abs() < 1e-6, "{y:?}");
         // No flip: a kernel with one tap in its top-left corner picks the top-left value.
         let x = [0.5, 1.0, 0.3, 0.9, 0.8, 0.7, 0.6, 0.88, 1.25];
         let mut k = [0.0; 9];
         k[0] = 1.0;
-        assert_eq!(forward(&g, &x, &k, None), vec![0.5]);
+        assert_eq!(forward(&g, &x, &k, None, false), vec![0.5]);
     }
 
     #[test]
@@ -395,8 +430,21 @@ mod tests {
             .collect();
         let b = [0.5, -1.0, 2.0, 0.0];
         assert_eq!(
-            forward(&g, &x, &w, Some(&b)),
+            forward(&g, &x, &w, Some(&b), false),
             naive_forward(&g, &x, &w, Some(&b))
+        );
+    }
+
+    #[test]
+    fn the_fused_relu_zeroes_negatives_keeps_nan_and_masks_the_gradient() {
+        let g = one_channel([2, 2], [1, 1]);
+        let x = [-1.0, 2.0, f32::NAN, 0.0];
+        let y = forward(&g, &x, &[1.0], None, true);
+        assert_eq!((y[0], y[1], y[3]), (0.0, 2.0, 0.0));
+        assert!(y[2].is_nan());
+        assert_eq!(
+            relu_backward(&y, &[5.0, 6.0, 7.0, 8.0]),
+            vec![0.0, 6.0, 7.0, 0.0]
         );
     }
 }

@@ -24,6 +24,9 @@ pub struct ConvSpec {
     pub padding: [[usize; 2]; 2],
     /// Per axis.
     pub dilation: [usize; 2],
+    /// Followed by a ReLU, fused into the convolution (forward and backward): the activation
+    /// is applied to each image while it is in cache instead of in a pass of its own.
+    pub relu: bool,
 }
 
 impl ConvSpec {
@@ -118,7 +121,9 @@ fn conv_forward(
         .expect("lenet_conv2d: kernel larger than the padded input (checked by the caller)");
     let bias = bias.map(values);
     let y = with_values(x, |xs| {
-        with_values(weight, |ws| conv::forward(&g, xs, ws, bias.as_deref()))
+        with_values(weight, |ws| {
+            conv::forward(&g, xs, ws, bias.as_deref(), spec.relu)
+        })
     });
     tensor(y, [g.batch, g.out_channels, oh, ow])
 }
@@ -150,12 +155,13 @@ impl LenetKernels for Flex {
     }
 }
 
-/// What the backward step of a convolution needs: its input and weights (flex tensors share
-/// their buffers, so keeping them costs no copy).
+/// What the backward step of a convolution needs: its input and weights, and with a fused ReLU
+/// its output (flex tensors share their buffers, so keeping them costs no copy).
 #[derive(Debug, Clone)]
 struct ConvState {
     x: FlexTensor,
     weight: FlexTensor,
+    output: Option<FlexTensor>,
     spec: ConvSpec,
 }
 
@@ -168,7 +174,15 @@ impl ConvState {
         let x_shape = self.x.shape();
         let w_shape = self.weight.shape();
         let g = self.spec.geometry(&x_shape, &w_shape);
-        with_values(dy, |dy| {
+        let masked = self
+            .output
+            .as_ref()
+            .map(|y| with_values(y, |ys| with_values(dy, |dys| conv::relu_backward(ys, dys))));
+        let with_grad = |f: &mut dyn FnMut(&[f32]) -> ConvGrads| match &masked {
+            Some(m) => f(m),
+            None => with_values(dy, |dy| f(dy)),
+        };
+        with_grad(&mut |dy| {
             let dx = want_x.then(|| {
                 let dx = with_values(&self.weight, |ws| conv::backward_input(&g, ws, dy));
                 tensor(dx, [x_shape[0], x_shape[1], x_shape[2], x_shape[3]])
@@ -278,7 +292,14 @@ impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(prep) => {
                 let y = conv_forward(&x, &weight, Some(&bias), &spec);
-                prep.finish(ConvState { x, weight, spec }, y)
+                let output = spec.relu.then(|| y.clone());
+                let state = ConvState {
+                    x,
+                    weight,
+                    output,
+                    spec,
+                };
+                prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(conv_forward(&x, &weight, Some(&bias), &spec)),
         }
@@ -298,7 +319,14 @@ impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(prep) => {
                 let y = conv_forward(&x, &weight, None, &spec);
-                prep.finish(ConvState { x, weight, spec }, y)
+                let output = spec.relu.then(|| y.clone());
+                let state = ConvState {
+                    x,
+                    weight,
+                    output,
+                    spec,
+                };
+                prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(conv_forward(&x, &weight, None, &spec)),
         }

@@ -14,6 +14,7 @@
 //! only where [`conv2d_applies`] / [`pool2d_applies`] say so, and use Burn's ops elsewhere.
 //! Results equal Burn's ops up to float rounding (tests compare values and gradients).
 
+mod buffer;
 pub mod conv;
 mod extension;
 mod gemm;

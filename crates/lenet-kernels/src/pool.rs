@@ -10,6 +10,8 @@
 
 use rayon::prelude::*;
 
+use crate::buffer::zeros;
+
 /// Max or average.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolKind {
@@ -142,7 +144,7 @@ pub fn forward(g: &PoolGeometry, kind: PoolKind, x: &[f32]) -> Vec<f32> {
         g.planes * g.plane_len(),
         "pool forward: input size"
     );
-    let mut y = vec![0.0f32; g.planes * g.out_len()];
+    let mut y = zeros(g.planes * g.out_len());
     if g.out_len() == 0 {
         return y;
     }
@@ -169,7 +171,7 @@ pub fn max_backward(g: &PoolGeometry, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f
         "pool backward: output size"
     );
     assert_eq!(dy.len(), y.len(), "pool backward: gradient size");
-    let mut dx = vec![0.0f32; g.planes * g.plane_len()];
+    let mut dx = zeros(g.planes * g.plane_len());
     if g.out_len() == 0 {
         return dx;
     }
@@ -194,7 +196,7 @@ pub fn avg_backward(g: &PoolGeometry, dy: &[f32]) -> Vec<f32> {
         g.planes * g.out_len(),
         "pool backward: gradient size"
     );
-    let mut dx = vec![0.0f32; g.planes * g.plane_len()];
+    let mut dx = zeros(g.planes * g.plane_len());
     if g.out_len() == 0 || g.plane_len() == 0 {
         return dx;
     }

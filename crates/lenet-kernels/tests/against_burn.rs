@@ -21,7 +21,8 @@ fn close<const D: usize>(ours: Tensor<D>, burn: Tensor<D>, what: &str) {
     assert_close(ours.into_data(), burn.into_data(), what);
 }
 
-/// One convolution case: (batch, in, out, [h, w], [kh, kw], stride, padding, dilation, bias).
+/// One convolution case, and whether a ReLU follows it (fused in our kernel, Burn's `relu` in
+/// the reference).
 #[derive(Debug, Clone)]
 struct Case {
     batch: usize,
@@ -32,6 +33,7 @@ struct Case {
     padding: [[usize; 2]; 2],
     dilation: [usize; 2],
     bias: bool,
+    relu: bool,
 }
 
 impl Case {
@@ -40,6 +42,7 @@ impl Case {
             stride: self.stride,
             padding: self.padding,
             dilation: self.dilation,
+            relu: self.relu,
         }
     }
 
@@ -49,7 +52,12 @@ impl Case {
         let [[top, bottom], [left, right]] = self.padding;
         let options = ConvOptions::new(self.stride, [0, 0], self.dilation, 1);
         let x = x.pad([(top, bottom), (left, right)], PadMode::Constant(0.0));
-        conv2d(x, w, b, options)
+        let y = conv2d(x, w, b, options);
+        if self.relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        }
     }
 }
 
@@ -106,14 +114,22 @@ fn lenet_case(batch: usize, channels: [usize; 2], size: usize, pad: usize) -> Ca
         padding: [[pad, pad], [pad, pad]],
         dilation: [1, 1],
         bias: true,
+        relu: true,
     }
 }
 
 #[test]
 fn lenet5_convolutions_match_burn() {
-    check_conv(&lenet_case(8, [1, 6], 28, 2), 1);
-    check_conv(&lenet_case(8, [6, 16], 14, 0), 2);
-    check_conv(&lenet_case(3, [16, 120], 5, 0), 3);
+    for relu in [true, false] {
+        let cases = [
+            lenet_case(8, [1, 6], 28, 2),
+            lenet_case(8, [6, 16], 14, 0),
+            lenet_case(3, [16, 120], 5, 0),
+        ];
+        for (i, case) in cases.into_iter().enumerate() {
+            check_conv(&Case { relu, ..case }, 1 + i as u64);
+        }
+    }
 }
 
 #[test]
@@ -128,6 +144,7 @@ fn strides_paddings_dilations_and_no_bias_match_burn() {
             padding: [[1, 2], [0, 1]],
             dilation: [1, 2],
             bias: true,
+            relu: false,
         },
         Case {
             batch: 3,
@@ -138,6 +155,7 @@ fn strides_paddings_dilations_and_no_bias_match_burn() {
             padding: [[1, 1], [1, 1]],
             dilation: [1, 1],
             bias: false,
+            relu: true,
         },
         Case {
             batch: 1,
@@ -148,6 +166,7 @@ fn strides_paddings_dilations_and_no_bias_match_burn() {
             padding: [[0, 0], [2, 2]],
             dilation: [2, 1],
             bias: true,
+            relu: false,
         },
         // A 1×1 convolution and a kernel as large as the input.
         Case {
@@ -159,6 +178,7 @@ fn strides_paddings_dilations_and_no_bias_match_burn() {
             padding: [[0, 0], [0, 0]],
             dilation: [1, 1],
             bias: true,
+            relu: false,
         },
         Case {
             batch: 2,
@@ -169,6 +189,7 @@ fn strides_paddings_dilations_and_no_bias_match_burn() {
             padding: [[0, 0], [0, 0]],
             dilation: [1, 1],
             bias: false,
+            relu: true,
         },
     ];
     for (i, case) in cases.iter().enumerate() {
@@ -194,6 +215,7 @@ proptest! {
         dh in 1usize..3,
         dw in 1usize..3,
         bias in any::<bool>(),
+        relu in any::<bool>(),
         seed in 0u64..1000,
     ) {
         let case = Case {
@@ -205,6 +227,7 @@ proptest! {
             padding: [[pads[0], pads[1]], [pads[2], pads[3]]],
             dilation: [dh, dw],
             bias,
+            relu,
         };
         // The dilated kernel must fit in the padded input.
         let fits = |a: usize| {
@@ -276,6 +299,7 @@ fn other_devices_and_dtypes_are_not_taken() {
         stride: [1, 1],
         padding: [[0, 0], [0, 0]],
         dilation: [1, 1],
+        relu: false,
     };
     assert!(!lenet_kernels::conv2d_applies(&x, &w, &spec));
     assert!(!lenet_kernels::pool2d_applies(&x, [2, 2]));

@@ -129,7 +129,7 @@ impl Conv {
     pub fn forward(&self, x: FeatureMap) -> FeatureMap {
         match (self, x) {
             (Conv::D1(c), FeatureMap::D1(t)) => FeatureMap::D1(c.forward(t)),
-            (Conv::D2(c), FeatureMap::D2(t)) => FeatureMap::D2(match kernel_spec(c, &t) {
+            (Conv::D2(c), FeatureMap::D2(t)) => FeatureMap::D2(match kernel_spec(c, &t, false) {
                 Some(spec) => {
                     lenet_kernels::conv2d(t, c.weight.val(), c.bias.as_ref().map(|b| b.val()), spec)
                 }
@@ -168,10 +168,11 @@ impl Conv {
     }
 }
 
-/// The [`ConvSpec`] for running `c` on `x` with [`lenet_kernels`] (flex, with or without
-/// autodiff: training, evaluation, prediction), or `None` to use Burn's `conv2d` (other
-/// backends, groups, `same` padding). Measured gains are in the README's performance section.
-fn kernel_spec(c: &Conv2d, x: &Tensor<4>) -> Option<ConvSpec> {
+/// The [`ConvSpec`] for running `c` (followed by a ReLU with `relu`) on `x` with
+/// [`lenet_kernels`] (flex, with or without autodiff: training, evaluation, prediction), or
+/// `None` to use Burn's `conv2d` (other backends, groups, `same` padding). Measured gains are in
+/// the README's performance section.
+fn kernel_spec(c: &Conv2d, x: &Tensor<4>, relu: bool) -> Option<ConvSpec> {
     let padding = match c.padding {
         PaddingConfig2d::Valid => [[0, 0], [0, 0]],
         PaddingConfig2d::Explicit(top, left, bottom, right) => [[top, bottom], [left, right]],
@@ -181,6 +182,7 @@ fn kernel_spec(c: &Conv2d, x: &Tensor<4>) -> Option<ConvSpec> {
         stride: c.stride,
         padding,
         dilation: c.dilation,
+        relu,
     };
     (c.groups == 1 && lenet_kernels::conv2d_applies(x, &c.weight.val(), &spec)).then_some(spec)
 }
@@ -291,7 +293,37 @@ impl FeatureBlock {
         }
     }
 
-    /// Runs the block; `observe` sees the feature maps after each stage.
+    /// Runs the block as training and inference do: where [`lenet_kernels`] applies and the
+    /// block is convolution → ReLU without batch norm, the two run as one fused kernel (the
+    /// same values as stage by stage, tested); otherwise stage by stage.
+    pub fn forward(&self, x: FeatureMap) -> FeatureMap {
+        let x = match self.conv_relu_fused(x) {
+            Ok(y) => y,
+            Err(x) => self.stage(Stage::Activation, self.stage(Stage::Conv, x)),
+        };
+        self.pool_and_dropout(x, &mut |_, _| {})
+    }
+
+    /// The convolution and its ReLU as one kernel, or `Err(x)` when that does not apply.
+    fn conv_relu_fused(&self, x: FeatureMap) -> Result<FeatureMap, FeatureMap> {
+        let (Conv::D2(c), FeatureMap::D2(t), None, Activation::Relu) =
+            (&self.conv, &x, &self.norm, self.activation)
+        else {
+            return Err(x);
+        };
+        let Some(spec) = kernel_spec(c, t, true) else {
+            return Err(x);
+        };
+        let bias = c.bias.as_ref().map(|b| b.val());
+        Ok(FeatureMap::D2(lenet_kernels::conv2d(
+            t.clone(),
+            c.weight.val(),
+            bias,
+            spec,
+        )))
+    }
+
+    /// Runs the block stage by stage; `observe` sees the feature maps after each stage.
     pub fn forward_observed(
         &self,
         x: FeatureMap,
@@ -301,6 +333,15 @@ impl FeatureBlock {
         observe(Stage::Conv, &x);
         x = self.stage(Stage::Activation, x);
         observe(Stage::Activation, &x);
+        self.pool_and_dropout(x, observe)
+    }
+
+    fn pool_and_dropout(
+        &self,
+        x: FeatureMap,
+        observe: &mut dyn FnMut(Stage, &FeatureMap),
+    ) -> FeatureMap {
+        let mut x = x;
         if self.pool.is_some() {
             x = self.stage(Stage::Pool, x);
             observe(Stage::Pool, &x);
@@ -417,7 +458,11 @@ impl ConvNet {
 
     /// Logits `[batch, num_classes]` for a batch of inputs.
     pub fn forward(&self, x: FeatureMap) -> Tensor<2> {
-        self.forward_observed(x, &mut |_, _, _| {})
+        let mut x = x;
+        for block in &self.features {
+            x = block.forward(x);
+        }
+        self.classify(x)
     }
 
     /// [`ConvNet::forward`] for images `[batch, channels, height, width]`.
@@ -425,7 +470,8 @@ impl ConvNet {
         self.forward(FeatureMap::D2(x))
     }
 
-    /// Like [`ConvNet::forward`]; `observe(block, stage, maps)` sees every intermediate feature map.
+    /// Like [`ConvNet::forward`], stage by stage (no fused kernels); `observe(block, stage, maps)`
+    /// sees every intermediate feature map.
     pub fn forward_observed(
         &self,
         x: FeatureMap,
@@ -435,6 +481,11 @@ impl ConvNet {
         for (i, block) in self.features.iter().enumerate() {
             x = block.forward_observed(x, &mut |stage, maps| observe(i, stage, maps));
         }
+        self.classify(x)
+    }
+
+    /// Flatten, then the dense layers.
+    fn classify(&self, x: FeatureMap) -> Tensor<2> {
         let mut x = x.flatten();
         for layer in &self.hidden {
             x = self.hidden_activation.forward(layer.forward(x));
