@@ -297,25 +297,23 @@ impl FeatureBlock {
     /// block is convolution → ReLU without batch norm, the two run as one fused kernel (the
     /// same values as stage by stage, tested); otherwise stage by stage.
     pub fn forward(&self, x: FeatureMap) -> FeatureMap {
-        let x = match self.conv_relu_fused(x) {
-            Ok(y) => y,
-            Err(x) => self.stage(Stage::Activation, self.stage(Stage::Conv, x)),
+        let x = match self.conv_relu_fused(&x) {
+            Some(y) => y,
+            None => self.stage(Stage::Activation, self.stage(Stage::Conv, x)),
         };
         self.pool_and_dropout(x, &mut |_, _| {})
     }
 
-    /// The convolution and its ReLU as one kernel, or `Err(x)` when that does not apply.
-    fn conv_relu_fused(&self, x: FeatureMap) -> Result<FeatureMap, FeatureMap> {
+    /// The convolution and its ReLU as one kernel, or `None` when that does not apply.
+    fn conv_relu_fused(&self, x: &FeatureMap) -> Option<FeatureMap> {
         let (Conv::D2(c), FeatureMap::D2(t), None, Activation::Relu) =
-            (&self.conv, &x, &self.norm, self.activation)
+            (&self.conv, x, &self.norm, self.activation)
         else {
-            return Err(x);
+            return None;
         };
-        let Some(spec) = kernel_spec(c, t, true) else {
-            return Err(x);
-        };
+        let spec = kernel_spec(c, t, true)?;
         let bias = c.bias.as_ref().map(|b| b.val());
-        Ok(FeatureMap::D2(lenet_kernels::conv2d(
+        Some(FeatureMap::D2(lenet_kernels::conv2d(
             t.clone(),
             c.weight.val(),
             bias,
