@@ -54,14 +54,18 @@ fn main() {
         let w = noise(o * c * 25, 2);
         let b = vec![0.1f32; o];
         let y = conv::forward(&g, &x, &w, Some(&b), false);
+        let grad = conv::OutputGrad {
+            dy: &y,
+            relu_output: None,
+        };
         time(&format!("{name} forward"), 20, || {
             std::hint::black_box(conv::forward(&g, &x, &w, Some(&b), false));
         });
         time(&format!("{name} weight+bias grad"), 20, || {
-            std::hint::black_box(conv::backward_weight(&g, &x, &y));
+            std::hint::black_box(conv::backward_weight(&g, &x, grad));
         });
         time(&format!("{name} input grad"), 20, || {
-            std::hint::black_box(conv::backward_input(&g, &w, &y));
+            std::hint::black_box(conv::backward_input(&g, &w, grad));
         });
     }
     for (name, c, size) in [("pool1", 6, 28), ("pool2", 16, 10)] {

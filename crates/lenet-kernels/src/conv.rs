@@ -110,7 +110,7 @@ impl ConvGeometry {
                         dst[hi..].fill(0.0);
                         let start = (lo * sw) as isize + col_offset;
                         if sw == 1 {
-                            dst[lo..hi].copy_from_slice(&src[start as usize..][..hi - lo]);
+                            copy_short(&mut dst[lo..hi], &src[start as usize..][..hi - lo]);
                         } else {
                             for (k, d) in dst[lo..hi].iter_mut().enumerate() {
                                 *d = src[start as usize + k * sw];
@@ -161,6 +161,33 @@ impl ConvGeometry {
                     }
                 }
             }
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short rows of im2col (5 to 30 values in LeNets) without a
+/// call to `memcpy`, whose fixed cost dominated such copies.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len().min(src.len());
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            let chunk: [f32; 8] = src[i..i + 8].try_into().unwrap_or([0.0; 8]);
+            dst[i..i + 8].copy_from_slice(&chunk);
+            i += 8;
+        }
+        // The last 8 values, overlapping the previous chunk when n is not a multiple of 8.
+        let chunk: [f32; 8] = src[n - 8..n].try_into().unwrap_or([0.0; 8]);
+        dst[n - 8..n].copy_from_slice(&chunk);
+    } else if n >= 4 {
+        let head: [f32; 4] = src[..4].try_into().unwrap_or([0.0; 4]);
+        let tail: [f32; 4] = src[n - 4..n].try_into().unwrap_or([0.0; 4]);
+        dst[..4].copy_from_slice(&head);
+        dst[n - 4..n].copy_from_slice(&tail);
+    } else {
+        for k in 0..n {
+            dst[k] = src[k];
         }
     }
 }
@@ -217,17 +244,38 @@ fn relu_of(v: f32) -> f32 {
     }
 }
 
-/// The gradient before a ReLU from the gradient after it and the ReLU's output: kept where the
-/// output is positive (or NaN), zero elsewhere, as Burn's `relu_backward`.
-pub fn relu_backward(output: &[f32], grad: &[f32]) -> Vec<f32> {
-    assert_eq!(output.len(), grad.len(), "relu backward: sizes");
-    let mut out = Vec::new();
-    output
-        .par_iter()
-        .zip(grad.par_iter())
-        .map(|(&y, &d)| if y.is_nan() || y > 0.0 { d } else { 0.0 })
-        .collect_into_vec(&mut out);
-    out
+/// The gradient of a convolution's output, `[batch, out, oh, ow]`: `dy` as given, or, for a
+/// convolution with a fused ReLU, `dy` where the ReLU's `output` is positive (or NaN) and zero
+/// elsewhere (Burn's `relu_backward`), masked one image at a time while it is in cache.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputGrad<'a> {
+    pub dy: &'a [f32],
+    pub relu_output: Option<&'a [f32]>,
+}
+
+impl OutputGrad<'_> {
+    fn check(&self, len: usize) {
+        assert_eq!(self.dy.len(), len, "conv backward: gradient size");
+        if let Some(output) = self.relu_output {
+            assert_eq!(output.len(), len, "conv backward: output size");
+        }
+    }
+
+    /// The gradient of image `n` (`len` values), masked into `scratch` when there is a ReLU.
+    fn image<'s>(&'s self, n: usize, len: usize, scratch: &'s mut Vec<f32>) -> &'s [f32] {
+        let dy = &self.dy[n * len..(n + 1) * len];
+        let Some(output) = self.relu_output else {
+            return dy;
+        };
+        scratch.clear();
+        scratch.extend(
+            output[n * len..(n + 1) * len]
+                .iter()
+                .zip(dy)
+                .map(|(&y, &d)| if y.is_nan() || y > 0.0 { d } else { 0.0 }),
+        );
+        scratch
+    }
 }
 
 /// Splits `0..n` into one contiguous range per rayon thread (fewer when `n` is small).
@@ -242,7 +290,7 @@ fn split(n: usize) -> Vec<std::ops::Range<usize>> {
 /// the output gradient `dy`. The images are unfolded again rather than kept from the forward
 /// pass: keeping them was measured slower (fresh memory every step, read back from outside the
 /// cache), 5,100-6,800 against 7,100-7,800 images/s for LeNet-5 at batch 64.
-pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: OutputGrad<'_>) -> (Vec<f32>, Vec<f32>) {
     let (taps, positions) = (g.taps(), g.out_positions());
     let out_len = g.out_channels * positions;
     assert_eq!(
@@ -250,15 +298,16 @@ pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Ve
         g.batch * g.image_len(),
         "conv backward: input size"
     );
-    assert_eq!(dy.len(), g.batch * out_len, "conv backward: gradient size");
+    dy.check(g.batch * out_len);
     let partials: Vec<(Vec<f32>, Vec<f32>)> = split(g.batch)
         .into_par_iter()
         .map(|images| {
             let mut dw_t = vec![0.0f32; taps * g.out_channels];
             let mut db = vec![0.0f32; g.out_channels];
             let mut col = vec![0.0f32; taps * positions];
+            let mut masked = Vec::new();
             for n in images {
-                let grad = &dy[n * out_len..(n + 1) * out_len];
+                let grad = dy.image(n, out_len, &mut masked);
                 g.im2col(&x[n * g.image_len()..(n + 1) * g.image_len()], &mut col);
                 // dWᵀ += col · dyᵀ, accumulated transposed: in this orientation the matrix
                 // product copies the small `dy` into its blocks rather than gathering the large
@@ -295,7 +344,7 @@ pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Ve
 }
 
 /// The input gradient `[batch, in, h, w]` from the weights and the output gradient `dy`.
-pub fn backward_input(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+pub fn backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_>) -> Vec<f32> {
     let (taps, positions) = (g.taps(), g.out_positions());
     let out_len = g.out_channels * positions;
     assert_eq!(
@@ -303,21 +352,20 @@ pub fn backward_input(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32> 
         g.out_channels * taps,
         "conv backward: weight size"
     );
-    assert_eq!(dy.len(), g.batch * out_len, "conv backward: gradient size");
+    dy.check(g.batch * out_len);
     let mut dx = zeros(g.batch * g.image_len());
     if g.image_len() == 0 {
         return dx;
     }
     let wt = View::transposed(weight, g.out_channels, taps);
-    dx.par_chunks_mut(g.image_len())
-        .zip(dy.par_chunks(out_len.max(1)))
-        .for_each_init(
-            || vec![0.0f32; taps * positions],
-            |col, (image, grad)| {
-                matmul(col, wt, View::rows(grad, g.out_channels, positions), false);
-                g.col2im(col, image);
-            },
-        );
+    dx.par_chunks_mut(g.image_len()).enumerate().for_each_init(
+        || (vec![0.0f32; taps * positions], Vec::new()),
+        |(col, masked), (n, image)| {
+            let grad = dy.image(n, out_len, masked);
+            matmul(col, wt, View::rows(grad, g.out_channels, positions), false);
+            g.col2im(col, image);
+        },
+    );
     dx
 }
 
@@ -442,9 +490,10 @@ mod tests {
         let y = forward(&g, &x, &[1.0], None, true);
         assert_eq!((y[0], y[1], y[3]), (0.0, 2.0, 0.0));
         assert!(y[2].is_nan());
-        assert_eq!(
-            relu_backward(&y, &[5.0, 6.0, 7.0, 8.0]),
-            vec![0.0, 6.0, 7.0, 0.0]
-        );
+        let dy = OutputGrad {
+            dy: &[5.0, 6.0, 7.0, 8.0],
+            relu_output: Some(&y),
+        };
+        assert_eq!(dy.image(0, 4, &mut Vec::new()), &[0.0, 6.0, 7.0, 0.0]);
     }
 }

@@ -174,15 +174,7 @@ impl ConvState {
         let x_shape = self.x.shape();
         let w_shape = self.weight.shape();
         let g = self.spec.geometry(&x_shape, &w_shape);
-        let masked = self
-            .output
-            .as_ref()
-            .map(|y| with_values(y, |ys| with_values(dy, |dys| conv::relu_backward(ys, dys))));
-        let with_grad = |f: &mut dyn FnMut(&[f32]) -> ConvGrads| match &masked {
-            Some(m) => f(m),
-            None => with_values(dy, |dy| f(dy)),
-        };
-        with_grad(&mut |dy| {
+        let run = |dy: conv::OutputGrad<'_>| -> ConvGrads {
             let dx = want_x.then(|| {
                 let dx = with_values(&self.weight, |ws| conv::backward_input(&g, ws, dy));
                 tensor(dx, [x_shape[0], x_shape[1], x_shape[2], x_shape[3]])
@@ -196,6 +188,18 @@ impl ConvState {
                 )
             });
             (dx, dw)
+        };
+        with_values(dy, |dy| match &self.output {
+            Some(y) => with_values(y, |ys| {
+                run(conv::OutputGrad {
+                    dy,
+                    relu_output: Some(ys),
+                })
+            }),
+            None => run(conv::OutputGrad {
+                dy,
+                relu_output: None,
+            }),
         })
     }
 }
