@@ -186,8 +186,8 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
         dst[..4].copy_from_slice(&head);
         dst[n - 4..n].copy_from_slice(&tail);
     } else {
-        for k in 0..n {
-            dst[k] = src[k];
+        for (d, s) in dst[..n].iter_mut().zip(&src[..n]) {
+            *d = *s;
         }
     }
 }
