@@ -98,6 +98,7 @@ impl ConvGeometry {
                     let row = &mut col[((c * kh + i) * kw + j) * positions..][..positions];
                     let col_offset = (j * dw) as isize - left;
                     let (lo, hi) = Self::valid_range(w, ow, sw, col_offset);
+                    let interior = sw == 1 && lo == 0 && hi == ow;
                     for y in 0..oh {
                         let dst = &mut row[y * ow..(y + 1) * ow];
                         let ih = (y * sh + i * dh) as isize - top;
@@ -106,6 +107,11 @@ impl ConvGeometry {
                             continue;
                         }
                         let src = &plane[ih as usize * w..(ih as usize + 1) * w];
+                        if interior {
+                            // The common case (no padding on this tap's columns): one copy.
+                            copy_short(dst, &src[col_offset as usize..][..ow]);
+                            continue;
+                        }
                         dst[..lo].fill(0.0);
                         dst[hi..].fill(0.0);
                         let start = (lo * sw) as isize + col_offset;
