@@ -77,7 +77,8 @@ fn restore_sigpipe() {
 /// training step. glibc returns large blocks (a batch's activations: megabytes each) to the
 /// kernel when they are freed, so each step faults them in again: measured on LeNet-5 at batch
 /// 256, 679,000 page faults and 2.0 s of system time in a 7 s `lenet bench --train`, against
-/// about 8,300 and 0.46 s with these settings, and 15-25 % more images/s. Blocks up to 32 MiB
+/// about 8,300 and 0.46 s with these settings (and more images/s; figures in the README's
+/// performance section). Blocks up to 32 MiB
 /// (glibc's largest mmap threshold) come from the heap, and the heap is never trimmed. The
 /// `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_` environment variables, when set, are
 /// left to decide.

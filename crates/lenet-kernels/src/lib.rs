@@ -1,6 +1,7 @@
 //! CPU kernels for the layers LeNet-style networks spend their time in, for Burn's flex backend:
-//! 2D convolution (groups 1, any stride, padding and dilation) and pooling over non-overlapping
-//! tiles (max and average), each with its backward pass, so that training uses them too.
+//! 2D convolution (groups 1, any stride, padding and dilation, optionally followed by a fused
+//! ReLU) and pooling over non-overlapping tiles (max and average), each with its backward pass,
+//! so that training uses them too.
 //!
 //! Why our own: Burn 0.22's flex computes a convolution's gradients as further convolutions (the
 //! weight gradient as a convolution with batch and channels swapped, the input gradient as a
