@@ -53,13 +53,13 @@ fn main() {
         let x = noise(batch * c * size * size, 1);
         let w = noise(o * c * 25, 2);
         let b = vec![0.1f32; o];
-        let y = conv::forward(&g, &x, &w, Some(&b), false);
+        let y = conv::forward(&g, &x, &w, Some(&b), conv::Activation::None);
         let grad = conv::OutputGrad {
             dy: &y,
-            relu_output: None,
+            activated: None,
         };
         time(&format!("{name} forward"), 20, || {
-            std::hint::black_box(conv::forward(&g, &x, &w, Some(&b), false));
+            std::hint::black_box(conv::forward(&g, &x, &w, Some(&b), conv::Activation::None));
         });
         time(&format!("{name} weight+bias grad"), 20, || {
             std::hint::black_box(conv::backward_weight(&g, &x, grad));

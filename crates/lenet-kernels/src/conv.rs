@@ -198,14 +198,100 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
     }
 }
 
-/// The forward pass: `[batch, out_channels, oh, ow]` from `x` and `weight` (and `bias`), with
-/// `relu` followed by a ReLU (NaN kept, as Burn's), applied to each image while it is in cache.
+/// A nonlinearity fused into the convolution: applied to each image while it is in cache, and
+/// its gradient (computed from its output) applied per image inside the backward products.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// No nonlinearity.
+    None,
+    /// `max(0, x)`, NaN kept (Burn's and PyTorch's).
+    Relu,
+    /// `outer · tanh(inner · x)`: `tanh` is (1, 1), LeCun's scaled tanh (1.7159, 2/3).
+    Tanh { outer: f32, inner: f32 },
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+}
+
+impl Activation {
+    /// Applies the nonlinearity to `values` in place (one loop per kind, so that each is a
+    /// plain loop the compiler can vectorise).
+    fn apply_all(self, values: &mut [f32]) {
+        match self {
+            Activation::None => {}
+            Activation::Relu => values
+                .iter_mut()
+                .for_each(|v| *v = Activation::Relu.apply(*v)),
+            Activation::Tanh { outer, inner } => values
+                .iter_mut()
+                .for_each(|v| *v = Activation::Tanh { outer, inner }.apply(*v)),
+            Activation::Sigmoid => values
+                .iter_mut()
+                .for_each(|v| *v = Activation::Sigmoid.apply(*v)),
+        }
+    }
+
+    /// The gradients before the nonlinearity, from `dy` after it and its `output`, into `out`.
+    fn backward_all(self, output: &[f32], dy: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        let pairs = output.iter().zip(dy);
+        match self {
+            Activation::None => out.extend_from_slice(dy),
+            Activation::Relu => out.extend(pairs.map(|(&y, &d)| Activation::Relu.backward(y, d))),
+            Activation::Tanh { outer, inner } => {
+                out.extend(pairs.map(|(&y, &d)| Activation::Tanh { outer, inner }.backward(y, d)))
+            }
+            Activation::Sigmoid => {
+                out.extend(pairs.map(|(&y, &d)| Activation::Sigmoid.backward(y, d)))
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Activation::None => v,
+            Activation::Relu => {
+                if v.is_nan() || v > 0.0 {
+                    v
+                } else {
+                    0.0
+                }
+            }
+            // The same operations in the same order as Burn's `tanh(x · inner) · outer`.
+            Activation::Tanh { outer, inner } => (v * inner).tanh() * outer,
+            Activation::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+        }
+    }
+
+    /// The gradient before the nonlinearity from `d` after it and its output `y`.
+    #[inline(always)]
+    fn backward(self, y: f32, d: f32) -> f32 {
+        match self {
+            Activation::None => d,
+            Activation::Relu => {
+                if y.is_nan() || y > 0.0 {
+                    d
+                } else {
+                    0.0
+                }
+            }
+            Activation::Tanh { outer, inner } => {
+                let t = y / outer;
+                d * outer * (1.0 - t * t) * inner
+            }
+            Activation::Sigmoid => d * y * (1.0 - y),
+        }
+    }
+}
+
+/// The forward pass: `[batch, out_channels, oh, ow]` from `x` and `weight` (and `bias`),
+/// followed by `activation`.
 pub fn forward(
     g: &ConvGeometry,
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
-    relu: bool,
+    activation: Activation,
 ) -> Vec<f32> {
     let (taps, positions) = (g.taps(), g.out_positions());
     let out_len = g.out_channels * positions;
@@ -232,37 +318,25 @@ pub fn forward(
                         row.iter_mut().for_each(|v| *v += b);
                     }
                 }
-                if relu {
-                    y.iter_mut().for_each(|v| *v = relu_of(*v));
-                }
+                activation.apply_all(y);
             },
         );
     y
 }
 
-/// ReLU keeping NaN (Burn's and PyTorch's).
-#[inline(always)]
-fn relu_of(v: f32) -> f32 {
-    if v.is_nan() || v > 0.0 {
-        v
-    } else {
-        0.0
-    }
-}
-
 /// The gradient of a convolution's output, `[batch, out, oh, ow]`: `dy` as given, or, for a
-/// convolution with a fused ReLU, `dy` where the ReLU's `output` is positive (or NaN) and zero
-/// elsewhere (Burn's `relu_backward`), masked one image at a time while it is in cache.
+/// convolution with a fused nonlinearity, `dy` taken back through it using its `output`, one
+/// image at a time while it is in cache.
 #[derive(Debug, Clone, Copy)]
 pub struct OutputGrad<'a> {
     pub dy: &'a [f32],
-    pub relu_output: Option<&'a [f32]>,
+    pub activated: Option<(Activation, &'a [f32])>,
 }
 
 impl OutputGrad<'_> {
     fn check(&self, len: usize) {
         assert_eq!(self.dy.len(), len, "conv backward: gradient size");
-        if let Some(output) = self.relu_output {
+        if let Some((_, output)) = self.activated {
             assert_eq!(output.len(), len, "conv backward: output size");
         }
     }
@@ -270,16 +344,10 @@ impl OutputGrad<'_> {
     /// The gradient of image `n` (`len` values), masked into `scratch` when there is a ReLU.
     fn image<'s>(&'s self, n: usize, len: usize, scratch: &'s mut Vec<f32>) -> &'s [f32] {
         let dy = &self.dy[n * len..(n + 1) * len];
-        let Some(output) = self.relu_output else {
+        let Some((activation, output)) = self.activated else {
             return dy;
         };
-        scratch.clear();
-        scratch.extend(
-            output[n * len..(n + 1) * len]
-                .iter()
-                .zip(dy)
-                .map(|(&y, &d)| if y.is_nan() || y > 0.0 { d } else { 0.0 }),
-        );
+        activation.backward_all(&output[n * len..(n + 1) * len], dy, scratch);
         scratch
     }
 }
@@ -439,13 +507,13 @@ mod tests {
             .map(|v| v / 9.0)
             .collect();
         let x = [-1., -1., -1., -1., 1., -1., -1., -1., 1.];
-        let y = forward(&g, &x, &w, None, false);
+        let y = forward(&g, &x, &w, None, Activation::None);
         assert!((y[0] - 7.0 / 9.0).abs() < 1e-6, "{y:?}");
         // No flip: a kernel with one tap in its top-left corner picks the top-left value.
         let x = [0.5, 1.0, 0.3, 0.9, 0.8, 0.7, 0.6, 0.88, 1.25];
         let mut k = [0.0; 9];
         k[0] = 1.0;
-        assert_eq!(forward(&g, &x, &k, None, false), vec![0.5]);
+        assert_eq!(forward(&g, &x, &k, None, Activation::None), vec![0.5]);
     }
 
     #[test]
@@ -484,7 +552,7 @@ mod tests {
             .collect();
         let b = [0.5, -1.0, 2.0, 0.0];
         assert_eq!(
-            forward(&g, &x, &w, Some(&b), false),
+            forward(&g, &x, &w, Some(&b), Activation::None),
             naive_forward(&g, &x, &w, Some(&b))
         );
     }
@@ -493,12 +561,12 @@ mod tests {
     fn the_fused_relu_zeroes_negatives_keeps_nan_and_masks_the_gradient() {
         let g = one_channel([2, 2], [1, 1]);
         let x = [-1.0, 2.0, f32::NAN, 0.0];
-        let y = forward(&g, &x, &[1.0], None, true);
+        let y = forward(&g, &x, &[1.0], None, Activation::Relu);
         assert_eq!((y[0], y[1], y[3]), (0.0, 2.0, 0.0));
         assert!(y[2].is_nan());
         let dy = OutputGrad {
             dy: &[5.0, 6.0, 7.0, 8.0],
-            relu_output: Some(&y),
+            activated: Some((Activation::Relu, &y)),
         };
         assert_eq!(dy.image(0, 4, &mut Vec::new()), &[0.0, 6.0, 7.0, 0.0]);
     }

@@ -12,11 +12,11 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Flex, TensorMetadata};
 use burn::tensor::TensorData;
 
-use crate::conv::{self, ConvGeometry};
+use crate::conv::{self, Activation, ConvGeometry};
 use crate::pool::{self, PoolGeometry, PoolKind};
 
 /// The hyper-parameters of a convolution; sizes come from the tensors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConvSpec {
     /// Per axis (height, width).
     pub stride: [usize; 2],
@@ -24,9 +24,9 @@ pub struct ConvSpec {
     pub padding: [[usize; 2]; 2],
     /// Per axis.
     pub dilation: [usize; 2],
-    /// Followed by a ReLU, fused into the convolution (forward and backward): the activation
-    /// is applied to each image while it is in cache instead of in a pass of its own.
-    pub relu: bool,
+    /// A nonlinearity fused into the convolution (forward and backward): applied to each image
+    /// while it is in cache instead of in passes of its own.
+    pub activation: Activation,
 }
 
 impl ConvSpec {
@@ -122,7 +122,7 @@ fn conv_forward(
     let bias = bias.map(values);
     let y = with_values(x, |xs| {
         with_values(weight, |ws| {
-            conv::forward(&g, xs, ws, bias.as_deref(), spec.relu)
+            conv::forward(&g, xs, ws, bias.as_deref(), spec.activation)
         })
     });
     tensor(y, [g.batch, g.out_channels, oh, ow])
@@ -155,8 +155,8 @@ impl LenetKernels for Flex {
     }
 }
 
-/// What the backward step of a convolution needs: its input and weights, and with a fused ReLU
-/// its output (flex tensors share their buffers, so keeping them costs no copy).
+/// What the backward step of a convolution needs: its input and weights, and with a fused
+/// nonlinearity its output (flex tensors share their buffers, so keeping them costs no copy).
 #[derive(Debug, Clone)]
 struct ConvState {
     x: FlexTensor,
@@ -193,12 +193,12 @@ impl ConvState {
             Some(y) => with_values(y, |ys| {
                 run(conv::OutputGrad {
                     dy,
-                    relu_output: Some(ys),
+                    activated: Some((self.spec.activation, ys)),
                 })
             }),
             None => run(conv::OutputGrad {
                 dy,
-                relu_output: None,
+                activated: None,
             }),
         })
     }
@@ -296,7 +296,7 @@ impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(prep) => {
                 let y = conv_forward(&x, &weight, Some(&bias), &spec);
-                let output = spec.relu.then(|| y.clone());
+                let output = (spec.activation != Activation::None).then(|| y.clone());
                 let state = ConvState {
                     x,
                     weight,
@@ -323,7 +323,7 @@ impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(prep) => {
                 let y = conv_forward(&x, &weight, None, &spec);
-                let output = spec.relu.then(|| y.clone());
+                let output = (spec.activation != Activation::None).then(|| y.clone());
                 let state = ConvState {
                     x,
                     weight,

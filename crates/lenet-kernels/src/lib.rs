@@ -1,6 +1,6 @@
 //! CPU kernels for the layers LeNet-style networks spend their time in, for Burn's flex backend:
 //! 2D convolution (groups 1, any stride, padding and dilation, optionally followed by a fused
-//! ReLU) and pooling over non-overlapping tiles (max and average), each with its backward pass,
+//! ReLU, tanh or sigmoid) and pooling over non-overlapping tiles (max and average), each with its backward pass,
 //! so that training uses them too.
 //!
 //! Why our own: Burn 0.22's flex computes a convolution's gradients as further convolutions (the
@@ -24,6 +24,7 @@ pub mod pool;
 use burn::backend::Dispatch;
 use burn::tensor::{DType, Device, Tensor};
 
+pub use conv::Activation;
 pub use extension::{ConvSpec, LenetKernels, PoolSpec};
 pub use pool::PoolKind;
 

@@ -6,7 +6,7 @@
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode};
 use burn::tensor::{Device, Distribution, Tensor, TensorData, Tolerance};
-use lenet_kernels::{ConvSpec, PoolKind};
+use lenet_kernels::{Activation, ConvSpec, PoolKind};
 use proptest::prelude::*;
 
 /// 1e-5 relative, and 1e-5 of the largest magnitude in `reference` absolute.
@@ -21,8 +21,8 @@ fn close<const D: usize>(ours: Tensor<D>, burn: Tensor<D>, what: &str) {
     assert_close(ours.into_data(), burn.into_data(), what);
 }
 
-/// One convolution case, and whether a ReLU follows it (fused in our kernel, Burn's `relu` in
-/// the reference).
+/// One convolution case, and the nonlinearity that follows it (fused in our kernel, Burn's
+/// activation in the reference).
 #[derive(Debug, Clone)]
 struct Case {
     batch: usize,
@@ -33,7 +33,7 @@ struct Case {
     padding: [[usize; 2]; 2],
     dilation: [usize; 2],
     bias: bool,
-    relu: bool,
+    activation: Activation,
 }
 
 impl Case {
@@ -42,7 +42,7 @@ impl Case {
             stride: self.stride,
             padding: self.padding,
             dilation: self.dilation,
-            relu: self.relu,
+            activation: self.activation,
         }
     }
 
@@ -53,10 +53,13 @@ impl Case {
         let options = ConvOptions::new(self.stride, [0, 0], self.dilation, 1);
         let x = x.pad([(top, bottom), (left, right)], PadMode::Constant(0.0));
         let y = conv2d(x, w, b, options);
-        if self.relu {
-            burn::tensor::activation::relu(y)
-        } else {
-            y
+        match self.activation {
+            Activation::None => y,
+            Activation::Relu => burn::tensor::activation::relu(y),
+            Activation::Tanh { outer, inner } => {
+                burn::tensor::activation::tanh(y.mul_scalar(inner)).mul_scalar(outer)
+            }
+            Activation::Sigmoid => burn::tensor::activation::sigmoid(y),
         }
     }
 }
@@ -114,20 +117,31 @@ fn lenet_case(batch: usize, channels: [usize; 2], size: usize, pad: usize) -> Ca
         padding: [[pad, pad], [pad, pad]],
         dilation: [1, 1],
         bias: true,
-        relu: true,
+        activation: Activation::Relu,
     }
 }
 
+/// Every kind of fused nonlinearity, LeCun's scaled tanh for `Tanh`.
+const ACTIVATIONS: [Activation; 4] = [
+    Activation::None,
+    Activation::Relu,
+    Activation::Tanh {
+        outer: 1.7159,
+        inner: 2.0 / 3.0,
+    },
+    Activation::Sigmoid,
+];
+
 #[test]
 fn lenet5_convolutions_match_burn() {
-    for relu in [true, false] {
+    for activation in ACTIVATIONS {
         let cases = [
             lenet_case(8, [1, 6], 28, 2),
             lenet_case(8, [6, 16], 14, 0),
             lenet_case(3, [16, 120], 5, 0),
         ];
         for (i, case) in cases.into_iter().enumerate() {
-            check_conv(&Case { relu, ..case }, 1 + i as u64);
+            check_conv(&Case { activation, ..case }, 1 + i as u64);
         }
     }
 }
@@ -144,7 +158,7 @@ fn strides_paddings_dilations_and_no_bias_match_burn() {
             padding: [[1, 2], [0, 1]],
             dilation: [1, 2],
             bias: true,
-            relu: false,
+            activation: Activation::None,
         },
         Case {
             batch: 3,
@@ -155,7 +169,7 @@ fn strides_paddings_dilations_and_no_bias_match_burn() {
             padding: [[1, 1], [1, 1]],
             dilation: [1, 1],
             bias: false,
-            relu: true,
+            activation: Activation::Sigmoid,
         },
         Case {
             batch: 1,
@@ -166,7 +180,7 @@ fn strides_paddings_dilations_and_no_bias_match_burn() {
             padding: [[0, 0], [2, 2]],
             dilation: [2, 1],
             bias: true,
-            relu: false,
+            activation: Activation::None,
         },
         // A 1×1 convolution and a kernel as large as the input.
         Case {
@@ -178,7 +192,7 @@ fn strides_paddings_dilations_and_no_bias_match_burn() {
             padding: [[0, 0], [0, 0]],
             dilation: [1, 1],
             bias: true,
-            relu: false,
+            activation: Activation::None,
         },
         Case {
             batch: 2,
@@ -189,7 +203,7 @@ fn strides_paddings_dilations_and_no_bias_match_burn() {
             padding: [[0, 0], [0, 0]],
             dilation: [1, 1],
             bias: false,
-            relu: true,
+            activation: Activation::Sigmoid,
         },
     ];
     for (i, case) in cases.iter().enumerate() {
@@ -215,7 +229,7 @@ proptest! {
         dh in 1usize..3,
         dw in 1usize..3,
         bias in any::<bool>(),
-        relu in any::<bool>(),
+        activation in 0usize..4,
         seed in 0u64..1000,
     ) {
         let case = Case {
@@ -227,7 +241,7 @@ proptest! {
             padding: [[pads[0], pads[1]], [pads[2], pads[3]]],
             dilation: [dh, dw],
             bias,
-            relu,
+            activation: ACTIVATIONS[activation],
         };
         // The dilated kernel must fit in the padded input.
         let fits = |a: usize| {
@@ -299,7 +313,7 @@ fn other_devices_and_dtypes_are_not_taken() {
         stride: [1, 1],
         padding: [[0, 0], [0, 0]],
         dilation: [1, 1],
-        relu: false,
+        activation: Activation::None,
     };
     assert!(!lenet_kernels::conv2d_applies(&x, &w, &spec));
     assert!(!lenet_kernels::pool2d_applies(&x, [2, 2]));

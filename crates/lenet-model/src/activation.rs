@@ -3,6 +3,11 @@
 use burn::tensor::{activation, Tensor};
 use serde::{Deserialize, Serialize};
 
+/// LeCun's scaled tanh is `LECUN_TANH_OUTER · tanh(LECUN_TANH_INNER · x)`.
+pub const LECUN_TANH_OUTER: f32 = 1.7159;
+/// See [`LECUN_TANH_OUTER`].
+pub const LECUN_TANH_INNER: f32 = 2.0 / 3.0;
+
 /// The nonlinearity after a convolution or a hidden dense layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -47,7 +52,9 @@ impl Activation {
             Activation::Relu => activation::relu(x),
             Activation::Tanh => activation::tanh(x),
             Activation::Sigmoid => activation::sigmoid(x),
-            Activation::LecunTanh => activation::tanh(x.mul_scalar(2.0 / 3.0)).mul_scalar(1.7159),
+            Activation::LecunTanh => {
+                activation::tanh(x.mul_scalar(LECUN_TANH_INNER)).mul_scalar(LECUN_TANH_OUTER)
+            }
             Activation::Gelu => activation::gelu(x),
             Activation::LeakyRelu => activation::leaky_relu(x, 0.01),
             Activation::Silu => activation::silu(x),

@@ -15,7 +15,7 @@ use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
 use lenet_kernels::ConvSpec;
 
-use crate::activation::Activation;
+use crate::activation::{Activation, LECUN_TANH_INNER, LECUN_TANH_OUTER};
 use crate::config::{ModelConfig, PoolKind};
 use crate::error::ModelError;
 use crate::plan::{BlockPlan, ConvPlan, Plan, PoolPlan};
@@ -129,12 +129,17 @@ impl Conv {
     pub fn forward(&self, x: FeatureMap) -> FeatureMap {
         match (self, x) {
             (Conv::D1(c), FeatureMap::D1(t)) => FeatureMap::D1(c.forward(t)),
-            (Conv::D2(c), FeatureMap::D2(t)) => FeatureMap::D2(match kernel_spec(c, &t, false) {
-                Some(spec) => {
-                    lenet_kernels::conv2d(t, c.weight.val(), c.bias.as_ref().map(|b| b.val()), spec)
-                }
-                None => c.forward(t),
-            }),
+            (Conv::D2(c), FeatureMap::D2(t)) => {
+                FeatureMap::D2(match kernel_spec(c, &t, lenet_kernels::Activation::None) {
+                    Some(spec) => lenet_kernels::conv2d(
+                        t,
+                        c.weight.val(),
+                        c.bias.as_ref().map(|b| b.val()),
+                        spec,
+                    ),
+                    None => c.forward(t),
+                })
+            }
             (Conv::D3(c), FeatureMap::D3(t)) => FeatureMap::D3(c.forward(t)),
             (_, x) => panic!(
                 "a {}D convolution cannot take an input of shape {:?}; check ConvNet::check_input",
@@ -168,11 +173,15 @@ impl Conv {
     }
 }
 
-/// The [`ConvSpec`] for running `c` (followed by a ReLU with `relu`) on `x` with
-/// [`lenet_kernels`] (flex, with or without autodiff: training, evaluation, prediction), or
-/// `None` to use Burn's `conv2d` (other backends, groups, `same` padding). Measured gains are in
-/// the README's performance section.
-fn kernel_spec(c: &Conv2d, x: &Tensor<4>, relu: bool) -> Option<ConvSpec> {
+/// The [`ConvSpec`] for running `c` (followed by `activation`) on `x` with [`lenet_kernels`]
+/// (flex, with or without autodiff: training, evaluation, prediction), or `None` to use Burn's
+/// `conv2d` (other backends, groups, `same` padding). Measured gains are in the README's
+/// performance section.
+fn kernel_spec(
+    c: &Conv2d,
+    x: &Tensor<4>,
+    activation: lenet_kernels::Activation,
+) -> Option<ConvSpec> {
     let padding = match c.padding {
         PaddingConfig2d::Valid => [[0, 0], [0, 0]],
         PaddingConfig2d::Explicit(top, left, bottom, right) => [[top, bottom], [left, right]],
@@ -182,7 +191,7 @@ fn kernel_spec(c: &Conv2d, x: &Tensor<4>, relu: bool) -> Option<ConvSpec> {
         stride: c.stride,
         padding,
         dilation: c.dilation,
-        relu,
+        activation,
     };
     (c.groups == 1 && lenet_kernels::conv2d_applies(x, &c.weight.val(), &spec)).then_some(spec)
 }
@@ -294,24 +303,36 @@ impl FeatureBlock {
     }
 
     /// Runs the block as training and inference do: where [`lenet_kernels`] applies and the
-    /// block is convolution → ReLU without batch norm, the two run as one fused kernel (the
-    /// same values as stage by stage, tested); otherwise stage by stage.
+    /// block is convolution → ReLU, tanh, LeCun's tanh or sigmoid without batch norm, the two
+    /// run as one fused kernel (the same values as stage by stage, tested); otherwise stage by
+    /// stage.
     pub fn forward(&self, x: FeatureMap) -> FeatureMap {
-        let x = match self.conv_relu_fused(&x) {
+        let x = match self.conv_activation_fused(&x) {
             Some(y) => y,
             None => self.stage(Stage::Activation, self.stage(Stage::Conv, x)),
         };
         self.pool_and_dropout(x, &mut |_, _| {})
     }
 
-    /// The convolution and its ReLU as one kernel, or `None` when that does not apply.
-    fn conv_relu_fused(&self, x: &FeatureMap) -> Option<FeatureMap> {
-        let (Conv::D2(c), FeatureMap::D2(t), None, Activation::Relu) =
-            (&self.conv, x, &self.norm, self.activation)
-        else {
+    /// The convolution and its nonlinearity as one kernel, or `None` when that does not apply.
+    fn conv_activation_fused(&self, x: &FeatureMap) -> Option<FeatureMap> {
+        let (Conv::D2(c), FeatureMap::D2(t), None) = (&self.conv, x, &self.norm) else {
             return None;
         };
-        let spec = kernel_spec(c, t, true)?;
+        let activation = match self.activation {
+            Activation::Relu => lenet_kernels::Activation::Relu,
+            Activation::Tanh => lenet_kernels::Activation::Tanh {
+                outer: 1.0,
+                inner: 1.0,
+            },
+            Activation::LecunTanh => lenet_kernels::Activation::Tanh {
+                outer: LECUN_TANH_OUTER,
+                inner: LECUN_TANH_INNER,
+            },
+            Activation::Sigmoid => lenet_kernels::Activation::Sigmoid,
+            _ => return None,
+        };
+        let spec = kernel_spec(c, t, activation)?;
         let bias = c.bias.as_ref().map(|b| b.val());
         Some(FeatureMap::D2(lenet_kernels::conv2d(
             t.clone(),
