@@ -8,8 +8,8 @@
 //! - input: `dcol[n] = Wᵀ · dy[n]`, folded back onto the image (col2im, adding overlaps).
 //!
 //! Images are spread over rayon's threads; each product runs on one thread. The weight gradient
-//! is summed per thread over a fixed split of the batch, then across threads, so its rounding
-//! does not depend on scheduling.
+//! is summed over a fixed split of the batch (four ranges per thread), then across the ranges in
+//! order, so its rounding does not depend on scheduling.
 
 use rayon::prelude::*;
 
@@ -352,9 +352,11 @@ impl OutputGrad<'_> {
     }
 }
 
-/// Splits `0..n` into one contiguous range per rayon thread (fewer when `n` is small).
+/// Splits `0..n` into contiguous ranges, several per rayon thread (fewer when `n` is small), so
+/// that a thread slowed down by the machine hands work to the others: with one range per thread
+/// a step waited for the slowest core.
 fn split(n: usize) -> Vec<std::ops::Range<usize>> {
-    let parts = rayon::current_num_threads().clamp(1, n.max(1));
+    let parts = (4 * rayon::current_num_threads()).clamp(1, n.max(1));
     (0..parts)
         .map(|p| (p * n / parts)..((p + 1) * n / parts))
         .collect()
