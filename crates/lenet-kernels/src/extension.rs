@@ -169,6 +169,24 @@ struct ConvState {
 type ConvGrads = (Option<FlexTensor>, Option<(FlexTensor, FlexTensor)>);
 
 impl ConvState {
+    /// The convolution's output, and what its backward step will need.
+    fn forward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Option<&FlexTensor>,
+        spec: ConvSpec,
+    ) -> (ConvState, FlexTensor) {
+        let y = conv_forward(&x, &weight, bias, &spec);
+        let output = (spec.activation != Activation::None).then(|| y.clone());
+        let state = ConvState {
+            x,
+            weight,
+            output,
+            spec,
+        };
+        (state, y)
+    }
+
     /// The gradients of the input and of the weights and bias, each only when asked for.
     fn gradients(&self, dy: &FlexTensor, want_x: bool, want_weight: bool) -> ConvGrads {
         let x_shape = self.x.shape();
@@ -295,14 +313,7 @@ impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let y = conv_forward(&x, &weight, Some(&bias), &spec);
-                let output = (spec.activation != Activation::None).then(|| y.clone());
-                let state = ConvState {
-                    x,
-                    weight,
-                    output,
-                    spec,
-                };
+                let (state, y) = ConvState::forward(x, weight, Some(&bias), spec);
                 prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(conv_forward(&x, &weight, Some(&bias), &spec)),
@@ -322,14 +333,7 @@ impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let y = conv_forward(&x, &weight, None, &spec);
-                let output = (spec.activation != Activation::None).then(|| y.clone());
-                let state = ConvState {
-                    x,
-                    weight,
-                    output,
-                    spec,
-                };
+                let (state, y) = ConvState::forward(x, weight, None, spec);
                 prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(conv_forward(&x, &weight, None, &spec)),
