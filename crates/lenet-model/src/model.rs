@@ -128,7 +128,10 @@ impl Conv {
     /// Applies the convolution (a cross-correlation: the kernel is not flipped).
     pub fn forward(&self, x: FeatureMap) -> FeatureMap {
         match (self, x) {
-            (Conv::D1(c), FeatureMap::D1(t)) => FeatureMap::D1(c.forward(t)),
+            (Conv::D1(c), FeatureMap::D1(t)) => FeatureMap::D1(
+                conv1d_on_kernels(c, &t, lenet_kernels::Activation::None)
+                    .unwrap_or_else(|| c.forward(t)),
+            ),
             (Conv::D2(c), FeatureMap::D2(t)) => {
                 FeatureMap::D2(match kernel_spec(c, &t, lenet_kernels::Activation::None) {
                     Some(spec) => lenet_kernels::conv2d(
@@ -196,6 +199,37 @@ fn kernel_spec(
     (c.groups == 1 && lenet_kernels::conv2d_applies(x, &c.weight.val(), &spec)).then_some(spec)
 }
 
+/// A 1D convolution (followed by `activation`) on [`lenet_kernels`] as a 2D one of height 1, or
+/// `None` where the kernels do not apply.
+fn conv1d_on_kernels(
+    c: &Conv1d,
+    x: &Tensor<3>,
+    activation: lenet_kernels::Activation,
+) -> Option<Tensor<3>> {
+    let padding = match c.padding {
+        PaddingConfig1d::Valid => [0, 0],
+        PaddingConfig1d::Explicit(left, right) => [left, right],
+        _ => return None,
+    };
+    let spec = ConvSpec {
+        stride: [1, c.stride],
+        padding: [[0, 0], padding],
+        dilation: [1, c.dilation],
+        activation,
+    };
+    let [b, ci, l] = x.dims();
+    let weight = c.weight.val();
+    let [co, wc, k] = weight.dims();
+    let x = x.clone().reshape([b, ci, 1, l]);
+    let weight = weight.reshape([co, wc, 1, k]);
+    if c.groups != 1 || !lenet_kernels::conv2d_applies(&x, &weight, &spec) {
+        return None;
+    }
+    let y = lenet_kernels::conv2d(x, weight, c.bias.as_ref().map(|b| b.val()), spec);
+    let [_, _, _, out] = y.dims();
+    Some(y.reshape([b, co, out]))
+}
+
 /// Applies a pooling layer described by a [`PoolPlan`]: over non-overlapping tiles on flex with
 /// [`lenet_kernels::pool2d`], otherwise with Burn's pooling operations.
 /// Burn has no 3D pooling, so 3D pools as a 2D pool over (height, width) followed by a 1D pool
@@ -203,7 +237,7 @@ fn kernel_spec(
 /// windows is the mean, so the result is exact.
 fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
     let (k, s, pad) = (&p.kernel, &p.stride, &p.padding);
-    let p1 = |t: Tensor<3>, d: usize| match p.kind {
+    let p1_burn = |t: Tensor<3>, d: usize| match p.kind {
         PoolKind::Max => max_pool1d(
             t,
             MaxPoolOptions::new([k[d]])
@@ -216,6 +250,21 @@ fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
                 .with_stride([s[d]])
                 .with_padding([pad[d]]),
         ),
+    };
+    let kernel_kind = match p.kind {
+        PoolKind::Max => lenet_kernels::PoolKind::Max,
+        PoolKind::Avg => lenet_kernels::PoolKind::Avg,
+    };
+    // 1D tiles as 2D tiles of height 1.
+    let p1 = |t: Tensor<3>, d: usize| {
+        let [b, c, l] = t.dims();
+        let t4 = t.clone().reshape([b, c, 1, l]);
+        if k[d] == s[d] && pad[d] == 0 && lenet_kernels::pool2d_applies(&t4, [1, k[d]]) {
+            let y = lenet_kernels::pool2d(t4, kernel_kind, [1, k[d]]);
+            let [_, _, _, out] = y.dims();
+            return y.reshape([b, c, out]);
+        }
+        p1_burn(t, d)
     };
     let p2_burn = |t: Tensor<4>, a: usize, b: usize| match p.kind {
         PoolKind::Max => max_pool2d(
@@ -234,11 +283,7 @@ fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
     let p2 = |t: Tensor<4>, a: usize, b: usize| {
         let tiles = k[a] == s[a] && k[b] == s[b] && pad[a] == 0 && pad[b] == 0;
         if tiles && lenet_kernels::pool2d_applies(&t, [k[a], k[b]]) {
-            let kind = match p.kind {
-                PoolKind::Max => lenet_kernels::PoolKind::Max,
-                PoolKind::Avg => lenet_kernels::PoolKind::Avg,
-            };
-            return lenet_kernels::pool2d(t, kind, [k[a], k[b]]);
+            return lenet_kernels::pool2d(t, kernel_kind, [k[a], k[b]]);
         }
         p2_burn(t, a, b)
     };
@@ -316,9 +361,9 @@ impl FeatureBlock {
 
     /// The convolution and its nonlinearity as one kernel, or `None` when that does not apply.
     fn conv_activation_fused(&self, x: &FeatureMap) -> Option<FeatureMap> {
-        let (Conv::D2(c), FeatureMap::D2(t), None) = (&self.conv, x, &self.norm) else {
+        if self.norm.is_some() {
             return None;
-        };
+        }
         let activation = match self.activation {
             Activation::Relu => lenet_kernels::Activation::Relu,
             Activation::Tanh => lenet_kernels::Activation::Tanh {
@@ -332,14 +377,22 @@ impl FeatureBlock {
             Activation::Sigmoid => lenet_kernels::Activation::Sigmoid,
             _ => return None,
         };
-        let spec = kernel_spec(c, t, activation)?;
-        let bias = c.bias.as_ref().map(|b| b.val());
-        Some(FeatureMap::D2(lenet_kernels::conv2d(
-            t.clone(),
-            c.weight.val(),
-            bias,
-            spec,
-        )))
+        match (&self.conv, x) {
+            (Conv::D2(c), FeatureMap::D2(t)) => {
+                let spec = kernel_spec(c, t, activation)?;
+                let bias = c.bias.as_ref().map(|b| b.val());
+                Some(FeatureMap::D2(lenet_kernels::conv2d(
+                    t.clone(),
+                    c.weight.val(),
+                    bias,
+                    spec,
+                )))
+            }
+            (Conv::D1(c), FeatureMap::D1(t)) => {
+                conv1d_on_kernels(c, t, activation).map(FeatureMap::D1)
+            }
+            _ => None,
+        }
     }
 
     /// Runs the block stage by stage; `observe` sees the feature maps after each stage.
@@ -522,46 +575,103 @@ mod tests {
     use burn::tensor::{Distribution, Tolerance};
 
     /// Whole networks on flex (where the convolutions and poolings run on `lenet_kernels`) give
-    /// the outputs and gradients of the same networks on ndarray (Burn's own operations), with
-    /// and without autodiff.
+    /// the outputs and gradients of the same networks on ndarray (Burn's own operations): the
+    /// presets (ReLU + max pooling, LeCun's tanh + average pooling), a 1D network (the kernels
+    /// as height-1 2D ones) with sigmoid and tanh, and a 3D one (the kernels pool its planes).
     #[test]
     fn networks_on_the_kernels_match_burns_operations() {
         let flex = Device::flex();
         #[allow(deprecated)]
         let ndarray = Device::ndarray();
         flex.seed(5);
-        for preset in ["lenet5", "lenet5-classic"] {
-            let plan = crate::preset(preset).unwrap().plan().unwrap();
+        let one_d = r#"
+            num_classes = 3
+            input = { channels = 2, size = [40] }
+            [[features]]
+            out_channels = 4
+            kernel = 5
+            padding = 2
+            activation = "sigmoid"
+            pool = { kind = "max", kernel = 2 }
+            [[features]]
+            out_channels = 6
+            kernel = 3
+            stride = 2
+            dilation = 2
+            activation = "tanh"
+            pool = { kind = "avg", kernel = 2 }
+        "#;
+        let three_d = r#"
+            num_classes = 2
+            input = { channels = 1, size = [6, 8, 8] }
+            [[features]]
+            out_channels = 3
+            kernel = 3
+            padding = 1
+            pool = { kind = "max", kernel = 2 }
+        "#;
+        let mut configs: Vec<ModelConfig> = ["lenet5", "lenet5-classic"]
+            .iter()
+            .map(|p| crate::preset(p).unwrap())
+            .collect();
+        configs.push(ModelConfig::from_toml_str(one_d, "<1d>").unwrap());
+        configs.push(ModelConfig::from_toml_str(three_d, "<3d>").unwrap());
+        for config in configs {
+            let plan = config.plan().unwrap();
             let net = plan.build(&flex);
-            let shape = plan.input_shape();
-            let x: Tensor<4> = Tensor::random(
-                [3, shape[0], shape[1], shape[2]],
-                Distribution::Normal(0.0, 1.0),
-                &flex,
-            );
-            let reference = net
-                .clone()
-                .fork(&ndarray)
-                .forward_2d(x.clone().to_device(&ndarray));
-            let plain = net.forward_2d(x.clone());
+            let mut dims = vec![3];
+            dims.extend(plan.input_shape());
+            let x = match dims.len() {
+                3 => FeatureMap::D1(Tensor::random(
+                    [dims[0], dims[1], dims[2]],
+                    Distribution::Normal(0.0, 1.0),
+                    &flex,
+                )),
+                4 => FeatureMap::D2(Tensor::random(
+                    [dims[0], dims[1], dims[2], dims[3]],
+                    Distribution::Normal(0.0, 1.0),
+                    &flex,
+                )),
+                _ => FeatureMap::D3(Tensor::random(
+                    [dims[0], dims[1], dims[2], dims[3], dims[4]],
+                    Distribution::Normal(0.0, 1.0),
+                    &flex,
+                )),
+            };
+            let to = |x: &FeatureMap, device: &Device| match x.clone() {
+                FeatureMap::D1(t) => FeatureMap::D1(t.to_device(device)),
+                FeatureMap::D2(t) => FeatureMap::D2(t.to_device(device)),
+                FeatureMap::D3(t) => FeatureMap::D3(t.to_device(device)),
+            };
+            let reference = net.clone().fork(&ndarray).forward(to(&x, &ndarray));
+            let plain = net.forward(x.clone());
             plain
                 .into_data()
                 .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-5));
 
-            // Gradients of every parameter of the network.
+            // Gradients of every convolution and of the output layer.
             let grads_of = |device: &Device| {
                 let net = net.clone().fork(device).train();
-                let y = net.forward_2d(x.clone().to_device(device));
+                let y = net.forward(to(&x, device));
                 let grads = y.powi_scalar(2).sum().backward();
                 let mut flat = Vec::new();
                 for block in &net.features {
-                    let Conv::D2(c) = &block.conv else {
-                        unreachable!()
+                    let (weight, bias) = match &block.conv {
+                        Conv::D1(c) => (
+                            c.weight.grad(&grads).map(|g| g.into_data()),
+                            c.bias.as_ref().map(|b| b.grad(&grads).unwrap().into_data()),
+                        ),
+                        Conv::D2(c) => (
+                            c.weight.grad(&grads).map(|g| g.into_data()),
+                            c.bias.as_ref().map(|b| b.grad(&grads).unwrap().into_data()),
+                        ),
+                        Conv::D3(c) => (
+                            c.weight.grad(&grads).map(|g| g.into_data()),
+                            c.bias.as_ref().map(|b| b.grad(&grads).unwrap().into_data()),
+                        ),
                     };
-                    flat.push(c.weight.grad(&grads).unwrap().into_data());
-                    if let Some(b) = &c.bias {
-                        flat.push(b.grad(&grads).unwrap().into_data());
-                    }
+                    flat.push(weight.unwrap());
+                    flat.extend(bias);
                 }
                 flat.push(net.output.weight.grad(&grads).unwrap().into_data());
                 flat
