@@ -82,8 +82,11 @@ impl ConvGeometry {
         (lo.min(hi), hi)
     }
 
-    /// Unfolds one image `[c, h, w]` into `col` (`taps × out_positions`, row-major).
-    fn im2col(&self, image: &[f32], col: &mut [f32]) {
+    /// Visits every output row of every kernel tap: `f(row)` with where the row's `ow` values
+    /// sit in the unfolded matrix (`taps × out_positions`, row-major) and where they come from
+    /// in the image. The one traversal behind [`Self::im2col`] and its adjoint [`Self::col2im`].
+    #[inline(always)]
+    fn tap_rows(&self, mut f: impl FnMut(TapRow)) {
         let [h, w] = self.in_size;
         let [oh, ow] = self.out();
         let positions = oh * ow;
@@ -92,83 +95,87 @@ impl ConvGeometry {
         let [dh, dw] = self.dilation;
         let (top, left) = (self.padding[0][0] as isize, self.padding[1][0] as isize);
         for c in 0..self.in_channels {
-            let plane = &image[c * h * w..(c + 1) * h * w];
             for i in 0..kh {
                 for j in 0..kw {
-                    let row = &mut col[((c * kh + i) * kw + j) * positions..][..positions];
+                    let tap = (c * kh + i) * kw + j;
                     let col_offset = (j * dw) as isize - left;
                     let (lo, hi) = Self::valid_range(w, ow, sw, col_offset);
-                    let interior = sw == 1 && lo == 0 && hi == ow;
                     for y in 0..oh {
-                        let dst = &mut row[y * ow..(y + 1) * ow];
                         let ih = (y * sh + i * dh) as isize - top;
-                        if ih < 0 || ih >= h as isize || lo >= hi {
-                            dst.fill(0.0);
-                            continue;
-                        }
-                        let src = &plane[ih as usize * w..(ih as usize + 1) * w];
-                        if interior {
-                            // The common case (no padding on this tap's columns): one copy.
-                            copy_short(dst, &src[col_offset as usize..][..ow]);
-                            continue;
-                        }
-                        dst[..lo].fill(0.0);
-                        dst[hi..].fill(0.0);
-                        let start = (lo * sw) as isize + col_offset;
-                        if sw == 1 {
-                            copy_short(&mut dst[lo..hi], &src[start as usize..][..hi - lo]);
-                        } else {
-                            for (k, d) in dst[lo..hi].iter_mut().enumerate() {
-                                *d = src[start as usize + k * sw];
-                            }
-                        }
+                        let inside = ih >= 0 && ih < h as isize && lo < hi;
+                        f(TapRow {
+                            col: tap * positions + y * ow,
+                            input: inside.then(|| (c * h + ih as usize) * w),
+                            lo,
+                            hi,
+                            start: ((lo * sw) as isize + col_offset).max(0) as usize,
+                        });
                     }
                 }
             }
         }
     }
 
-    /// Adds the columns of `col` back onto one image `[c, h, w]` (the adjoint of [`Self::im2col`]).
-    fn col2im(&self, col: &[f32], image: &mut [f32]) {
-        let [h, w] = self.in_size;
-        let [oh, ow] = self.out();
-        let positions = oh * ow;
-        let [kh, kw] = self.kernel;
-        let [sh, sw] = self.stride;
-        let [dh, dw] = self.dilation;
-        let (top, left) = (self.padding[0][0] as isize, self.padding[1][0] as isize);
-        for c in 0..self.in_channels {
-            let plane = &mut image[c * h * w..(c + 1) * h * w];
-            for i in 0..kh {
-                for j in 0..kw {
-                    let row = &col[((c * kh + i) * kw + j) * positions..][..positions];
-                    let col_offset = (j * dw) as isize - left;
-                    let (lo, hi) = Self::valid_range(w, ow, sw, col_offset);
-                    if lo >= hi {
-                        continue;
-                    }
-                    for y in 0..oh {
-                        let ih = (y * sh + i * dh) as isize - top;
-                        if ih < 0 || ih >= h as isize {
-                            continue;
-                        }
-                        let dst = &mut plane[ih as usize * w..(ih as usize + 1) * w];
-                        let src = &row[y * ow + lo..y * ow + hi];
-                        let start = ((lo * sw) as isize + col_offset) as usize;
-                        if sw == 1 {
-                            for (d, s) in dst[start..start + (hi - lo)].iter_mut().zip(src) {
-                                *d += s;
-                            }
-                        } else {
-                            for (k, s) in src.iter().enumerate() {
-                                dst[start + k * sw] += s;
-                            }
-                        }
-                    }
+    /// Unfolds one image `[c, h, w]` into `col` (`taps × out_positions`, row-major).
+    fn im2col(&self, image: &[f32], col: &mut [f32]) {
+        let [_, ow] = self.out();
+        let sw = self.stride[1];
+        self.tap_rows(|r| {
+            let dst = &mut col[r.col..r.col + ow];
+            let Some(input) = r.input else {
+                dst.fill(0.0);
+                return;
+            };
+            let n = r.hi - r.lo;
+            if sw == 1 && n == ow {
+                // The common case (no padding on this tap's columns): one copy.
+                copy_short(dst, &image[input + r.start..][..ow]);
+                return;
+            }
+            dst[..r.lo].fill(0.0);
+            dst[r.hi..].fill(0.0);
+            let src = &image[input + r.start..];
+            if sw == 1 {
+                copy_short(&mut dst[r.lo..r.hi], &src[..n]);
+            } else {
+                for (k, d) in dst[r.lo..r.hi].iter_mut().enumerate() {
+                    *d = src[k * sw];
                 }
             }
-        }
+        });
     }
+
+    /// Adds the columns of `col` back onto one image `[c, h, w]` (the adjoint of [`Self::im2col`]).
+    fn col2im(&self, col: &[f32], image: &mut [f32]) {
+        let sw = self.stride[1];
+        self.tap_rows(|r| {
+            let Some(input) = r.input else { return };
+            let src = &col[r.col + r.lo..r.col + r.hi];
+            let dst = &mut image[input + r.start..];
+            if sw == 1 {
+                for (d, s) in dst[..src.len()].iter_mut().zip(src) {
+                    *d += s;
+                }
+            } else {
+                for (k, s) in src.iter().enumerate() {
+                    dst[k * sw] += s;
+                }
+            }
+        });
+    }
+}
+
+/// One output row of one kernel tap (see [`ConvGeometry::tap_rows`]).
+struct TapRow {
+    /// Where the row's values start in the unfolded matrix.
+    col: usize,
+    /// Where the input row starts in the image, or `None` when the whole row is padding.
+    input: Option<usize>,
+    /// The output columns `lo..hi` that read the input; the rest read padding.
+    lo: usize,
+    hi: usize,
+    /// The input column read by output column `lo`.
+    start: usize,
 }
 
 /// `dst.copy_from_slice(src)` for the short rows of im2col (5 to 30 values in LeNets) without a

@@ -46,6 +46,23 @@ impl Activation {
         }
     }
 
+    /// The same nonlinearity as [`lenet_kernels`] fuses it into a convolution, where it can.
+    pub fn fusable(self) -> Option<lenet_kernels::Activation> {
+        match self {
+            Activation::Relu => Some(lenet_kernels::Activation::Relu),
+            Activation::Tanh => Some(lenet_kernels::Activation::Tanh {
+                outer: 1.0,
+                inner: 1.0,
+            }),
+            Activation::LecunTanh => Some(lenet_kernels::Activation::Tanh {
+                outer: LECUN_TANH_OUTER,
+                inner: LECUN_TANH_INNER,
+            }),
+            Activation::Sigmoid => Some(lenet_kernels::Activation::Sigmoid),
+            Activation::Gelu | Activation::LeakyRelu | Activation::Silu | Activation::None => None,
+        }
+    }
+
     /// Applies the nonlinearity to a tensor of any rank.
     pub fn forward<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {

@@ -15,7 +15,7 @@ use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
 use lenet_kernels::ConvSpec;
 
-use crate::activation::{Activation, LECUN_TANH_INNER, LECUN_TANH_OUTER};
+use crate::activation::Activation;
 use crate::config::{ModelConfig, PoolKind};
 use crate::error::ModelError;
 use crate::plan::{BlockPlan, ConvPlan, Plan, PoolPlan};
@@ -127,28 +127,38 @@ impl Conv {
 
     /// Applies the convolution (a cross-correlation: the kernel is not flipped).
     pub fn forward(&self, x: FeatureMap) -> FeatureMap {
+        if let Some(y) = self.on_kernels(&x, lenet_kernels::Activation::None) {
+            return y;
+        }
         match (self, x) {
-            (Conv::D1(c), FeatureMap::D1(t)) => FeatureMap::D1(
-                conv1d_on_kernels(c, &t, lenet_kernels::Activation::None)
-                    .unwrap_or_else(|| c.forward(t)),
-            ),
-            (Conv::D2(c), FeatureMap::D2(t)) => {
-                FeatureMap::D2(match kernel_spec(c, &t, lenet_kernels::Activation::None) {
-                    Some(spec) => lenet_kernels::conv2d(
-                        t,
-                        c.weight.val(),
-                        c.bias.as_ref().map(|b| b.val()),
-                        spec,
-                    ),
-                    None => c.forward(t),
-                })
-            }
+            (Conv::D1(c), FeatureMap::D1(t)) => FeatureMap::D1(c.forward(t)),
+            (Conv::D2(c), FeatureMap::D2(t)) => FeatureMap::D2(c.forward(t)),
             (Conv::D3(c), FeatureMap::D3(t)) => FeatureMap::D3(c.forward(t)),
             (_, x) => panic!(
                 "a {}D convolution cannot take an input of shape {:?}; check ConvNet::check_input",
                 self.spatial_dims(),
                 x.dims()
             ),
+        }
+    }
+
+    /// The convolution followed by `activation` on [`lenet_kernels`] (flex, with or without
+    /// autodiff: training, evaluation, prediction), or `None` where they do not apply (other
+    /// backends, 3D, groups, `same` padding) and Burn's ops are used. Measured gains are in the
+    /// README's performance section.
+    fn on_kernels(
+        &self,
+        x: &FeatureMap,
+        activation: lenet_kernels::Activation,
+    ) -> Option<FeatureMap> {
+        match (self, x) {
+            (Conv::D1(c), FeatureMap::D1(t)) => {
+                conv1d_on_kernels(c, t, activation).map(FeatureMap::D1)
+            }
+            (Conv::D2(c), FeatureMap::D2(t)) => {
+                conv2d_on_kernels(c, t, activation).map(FeatureMap::D2)
+            }
+            _ => None,
         }
     }
 
@@ -176,15 +186,13 @@ impl Conv {
     }
 }
 
-/// The [`ConvSpec`] for running `c` (followed by `activation`) on `x` with [`lenet_kernels`]
-/// (flex, with or without autodiff: training, evaluation, prediction), or `None` to use Burn's
-/// `conv2d` (other backends, groups, `same` padding). Measured gains are in the README's
-/// performance section.
-fn kernel_spec(
+/// A 2D convolution (followed by `activation`) on [`lenet_kernels`], or `None` where the
+/// kernels do not apply.
+fn conv2d_on_kernels(
     c: &Conv2d,
     x: &Tensor<4>,
     activation: lenet_kernels::Activation,
-) -> Option<ConvSpec> {
+) -> Option<Tensor<4>> {
     let padding = match c.padding {
         PaddingConfig2d::Valid => [[0, 0], [0, 0]],
         PaddingConfig2d::Explicit(top, left, bottom, right) => [[top, bottom], [left, right]],
@@ -196,7 +204,12 @@ fn kernel_spec(
         dilation: c.dilation,
         activation,
     };
-    (c.groups == 1 && lenet_kernels::conv2d_applies(x, &c.weight.val(), &spec)).then_some(spec)
+    let weight = c.weight.val();
+    if c.groups != 1 || !lenet_kernels::conv2d_applies(x, &weight, &spec) {
+        return None;
+    }
+    let bias = c.bias.as_ref().map(|b| b.val());
+    Some(lenet_kernels::conv2d(x.clone(), weight, bias, spec))
 }
 
 /// A 1D convolution (followed by `activation`) on [`lenet_kernels`] as a 2D one of height 1, or
@@ -364,35 +377,7 @@ impl FeatureBlock {
         if self.norm.is_some() {
             return None;
         }
-        let activation = match self.activation {
-            Activation::Relu => lenet_kernels::Activation::Relu,
-            Activation::Tanh => lenet_kernels::Activation::Tanh {
-                outer: 1.0,
-                inner: 1.0,
-            },
-            Activation::LecunTanh => lenet_kernels::Activation::Tanh {
-                outer: LECUN_TANH_OUTER,
-                inner: LECUN_TANH_INNER,
-            },
-            Activation::Sigmoid => lenet_kernels::Activation::Sigmoid,
-            _ => return None,
-        };
-        match (&self.conv, x) {
-            (Conv::D2(c), FeatureMap::D2(t)) => {
-                let spec = kernel_spec(c, t, activation)?;
-                let bias = c.bias.as_ref().map(|b| b.val());
-                Some(FeatureMap::D2(lenet_kernels::conv2d(
-                    t.clone(),
-                    c.weight.val(),
-                    bias,
-                    spec,
-                )))
-            }
-            (Conv::D1(c), FeatureMap::D1(t)) => {
-                conv1d_on_kernels(c, t, activation).map(FeatureMap::D1)
-            }
-            _ => None,
-        }
+        self.conv.on_kernels(x, self.activation.fusable()?)
     }
 
     /// Runs the block stage by stage; `observe` sees the feature maps after each stage.
