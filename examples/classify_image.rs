@@ -2,14 +2,14 @@
 //!
 //!     lenet train --config configs/lenet5.toml --epochs 1 --run-dir runs/quick
 //!     cargo run -p lenet-examples --example classify_image -- runs/quick digit.png
+//!
+//! Works for any run, custom datasets included: the run's `config.toml` says which network,
+//! which classes and which normalisation; `model.bpk` holds the weights.
 
 use std::path::PathBuf;
 
-use burn::module::Module;
-use burn::tensor::Device;
-use lenet_train::data::DatasetKind;
-use lenet_train::predict::{classify, load_picture};
-use lenet_train::{Normalization, RunConfig};
+use lenet_train::predict::load_picture;
+use lenet_train::{BackendKind, TrainedModel};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -19,25 +19,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ) else {
         return Err("usage: classify_image RUN_DIR IMAGE".into());
     };
-    // The run directory holds the resolved config and the kept weights.
-    let config = RunConfig::load(&run.join("config.toml"), &[])?;
-    let device = Device::flex();
-    let net = config
-        .model
-        .init(&device)?
-        .try_load_file(run.join("model.bpk"))?;
-
-    let kind: DatasetKind = config.data.dataset.parse()?;
-    let names: Vec<String> = kind.class_names().iter().map(|s| s.to_string()).collect();
-    let norm = Normalization {
-        mean: kind.mean(),
-        std: kind.std(),
-    };
+    // The one loader `lenet eval`, `predict` and `viz` use; here on the CPU whatever the run
+    // was trained on.
+    let model = TrainedModel::load(&run, Some(BackendKind::Flex))?;
     // MNIST-style preprocessing: grey-scale, white on black, fitted to 20×20, centred in 28×28.
     let picture = load_picture(&image)?;
-    let ranking = classify(&net, &[picture], norm, &names, &device)?;
+    let ranking = model.classify(&[picture])?;
     for (class, p) in ranking[0].iter().take(3) {
-        println!("{:>12}  {:5.1}%", names[*class], 100.0 * p);
+        println!("{:>12}  {:5.1}%", model.classes.name(*class), 100.0 * p);
     }
     Ok(())
 }

@@ -17,8 +17,8 @@ use lenet_model::{
     Activation, ClassifierConfig, ConvNet, Dims, FeatureBlockConfig, FeatureMap, InputConfig,
     ModelConfig, Padding, PoolConfig, PoolKind,
 };
-use lenet_train::run_config::OptimizerConfig;
-use lenet_train::train::optimizer;
+use lenet_train::config::OptimizerConfig;
+use lenet_train::train::learner::optimizer;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

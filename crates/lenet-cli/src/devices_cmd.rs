@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
-use lenet_train::backend::{auto_choice, cpu_model, cpu_threads};
+use lenet_train::config::BackendKind;
+use lenet_train::device::{auto_choice, cpu_model, cpu_threads};
 use lenet_train::{compiled_backends, select, wgpu_adapters, RunConfig};
 use serde_json::json;
-
-use crate::UsageError;
 
 /// Arguments of `lenet devices`.
 #[derive(Args, Debug)]
@@ -29,32 +29,29 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
     let (auto_kind, auto_why) = auto_choice();
     let picked = match &args.config {
         Some(path) => {
-            let config = RunConfig::load(path, &[]).map_err(|e| UsageError(e.to_string()))?;
-            let b = &config.backend;
-            let selected = select(&b.kind, b.device, &b.devices)
-                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+            let config = RunConfig::load(path, &[])?;
+            let selected = select(&config.backend)
+                .with_context(|| format!("the backend of {}", path.display()))?;
             Some((path.display().to_string(), selected.description))
         }
         None => None,
     };
+    let names: Vec<&str> = compiled.iter().map(|k| k.name()).collect();
     if args.json {
         let report = json!({
-            "compiled": compiled,
+            "compiled": names,
             "cpu": { "model": cpu_model(), "threads": cpu_threads() },
             "wgpu_adapters": adapters,
-            "auto": { "kind": auto_kind, "reason": auto_why },
+            "auto": { "kind": auto_kind.name(), "reason": auto_why },
             "config": picked.as_ref().map(|(path, device)| json!({ "path": path, "device": device })),
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!(
-        "backends compiled into this binary: {}\n",
-        compiled.join(", ")
-    );
+    println!("backends compiled into this binary: {}\n", names.join(", "));
     println!("  flex     {cpu}; the default");
     println!("  ndarray  {cpu}; deprecated by Burn 0.22, kept as a reference");
-    if compiled.contains(&"wgpu") {
+    if compiled.contains(&BackendKind::Wgpu) {
         if adapters.is_empty() {
             println!("  wgpu     no adapter found (Vulkan, DirectX 12, Metal)");
         }
@@ -68,7 +65,7 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
     } else {
         println!("  wgpu     not compiled in (build with --features wgpu, on by default)");
     }
-    if compiled.contains(&"cuda") {
+    if compiled.contains(&BackendKind::Cuda) {
         println!(
             "  cuda     compiled in; devices are numbered by the CUDA driver (device = 0, 1, ...)"
         );

@@ -1,20 +1,20 @@
 //! `lenet`: define a LeNet-style network in a config file, inspect it, train it, evaluate it.
 //!
-//! A thin binary: each subcommand parses its flags and calls into `lenet-model` and
-//! `lenet-train`. Errors print as one message plus its causes; the exit code is 2 for a usage or
-//! config error and 1 for a failure at run time.
+//! A thin binary: each subcommand maps its flags to calls into the library crates and prints
+//! what they return. Everything that touches the whole process lives here and nowhere else:
+//! the environment it pins before any thread starts ([`process`]), the Ctrl-C handler, and the
+//! exit code, which follows one rule ([`exit_code`]).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod bench_cmd;
-mod bench_layers;
-mod checkpoint;
 mod data_cmd;
 mod devices_cmd;
 mod eval_cmd;
 mod predict_cmd;
+mod process;
 mod summary_cmd;
 mod train_cmd;
 mod viz_cmd;
@@ -47,60 +47,70 @@ enum Command {
     Devices(devices_cmd::DevicesArgs),
 }
 
-/// An error in what the user asked for (flags, config files): exit code 2.
+/// An error in the flags the user gave: exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// The exit code of a failed command, by one rule: **2** when what the user asked for or
+/// pointed at is wrong (flags, config files, paths, data files that do not fit), **1** when
+/// something failed while doing the work (reading or writing files, the network, a diverging
+/// loss), **130** when training was interrupted. The first cause that is one of the library
+/// errors decides, through its `is_usage()`.
 fn exit_code(err: &anyhow::Error) -> u8 {
-    let usage = err
-        .chain()
-        .any(|cause| cause.is::<UsageError>() || cause.is::<lenet_model::ModelError>());
-    if usage {
-        2
-    } else {
-        1
-    }
-}
-
-/// Rust ignores SIGPIPE, so printing into a closed pipe (`lenet eval | head`) would panic; the
-/// default action ends the process quietly, like other command-line tools.
-fn restore_sigpipe() {
-    #[cfg(unix)]
-    // SAFETY: setting a signal disposition to its default before any thread is started.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
-/// Keeps freed memory in the process instead of handing it back to the system after every
-/// training step. glibc returns large blocks (a batch's activations: megabytes each) to the
-/// kernel when they are freed, so each step faults them in again: measured on LeNet-5 at batch
-/// 256, 679,000 page faults and 2.0 s of system time in a 7 s `lenet bench --train`, against
-/// about 8,300 and 0.46 s with these settings (and more images/s; figures in the README's
-/// performance section). Blocks up to 32 MiB
-/// (glibc's largest mmap threshold) come from the heap, and the heap is never trimmed. The
-/// `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_` environment variables, when set, are
-/// left to decide.
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let set = |name: &str| std::env::var_os(name).is_some();
-        // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
-        unsafe {
-            if !set("MALLOC_MMAP_THRESHOLD_") {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-            }
-            if !set("MALLOC_TRIM_THRESHOLD_") {
-                libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-            }
+    use lenet_train::TrainError;
+    for cause in err.chain() {
+        if let Some(TrainError::Interrupted(_)) = cause.downcast_ref::<TrainError>() {
+            return 130;
+        }
+        if let Some(usage) = is_usage(cause) {
+            return if usage { 2 } else { 1 };
         }
     }
+    1
+}
+
+/// Whether `cause` (one of the library errors, or ours) is the user's mistake; `None` for other
+/// errors, whose causes decide.
+fn is_usage(cause: &(dyn std::error::Error + 'static)) -> Option<bool> {
+    use lenet_train::{bench, data, device, predict, ConfigError, RunError, TrainError};
+    if cause.is::<UsageError>()
+        || cause.is::<lenet_model::ModelError>()
+        || cause.is::<bench::NotImages>()
+    {
+        return Some(true);
+    }
+    None.or_else(|| cause.downcast_ref::<TrainError>().map(TrainError::is_usage))
+        .or_else(|| cause.downcast_ref::<RunError>().map(RunError::is_usage))
+        .or_else(|| {
+            cause
+                .downcast_ref::<ConfigError>()
+                .map(ConfigError::is_usage)
+        })
+        .or_else(|| {
+            cause
+                .downcast_ref::<data::SourceError>()
+                .map(data::SourceError::is_usage)
+        })
+        .or_else(|| {
+            cause
+                .downcast_ref::<device::BackendError>()
+                .map(device::BackendError::is_usage)
+        })
+        .or_else(|| {
+            cause
+                .downcast_ref::<predict::PredictError>()
+                .map(predict::PredictError::is_usage)
+        })
+        .or_else(|| {
+            cause
+                .downcast_ref::<lenet_data::DataError>()
+                .map(lenet_data::DataError::is_usage)
+        })
 }
 
 fn main() -> ExitCode {
-    restore_sigpipe();
-    keep_freed_memory();
+    process::setup();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Summary(args) => summary_cmd::run(args),

@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use lenet_train::predict::{classify, load_picture};
+use lenet_train::predict::load_picture;
+use lenet_train::{BackendKind, TrainedModel};
 use serde_json::json;
-
-use crate::UsageError;
 
 /// Arguments of `lenet predict`.
 #[derive(Args, Debug)]
@@ -20,9 +19,9 @@ pub struct PredictArgs {
     /// How many classes to list per picture.
     #[arg(long, default_value_t = 3)]
     top: usize,
-    /// Backend (default: the run's).
+    /// Backend: flex, ndarray, wgpu, cuda, auto (default: the run's).
     #[arg(long)]
-    backend: Option<String>,
+    backend: Option<BackendKind>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -30,16 +29,14 @@ pub struct PredictArgs {
 
 /// Runs `lenet predict`.
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
-    let trained = crate::checkpoint::load(&args.checkpoint, args.backend.as_deref())?;
-    let (names, norm) = lenet_train::source::classes_and_norm(&trained.config.data)
-        .map_err(|e| UsageError(e.to_string()))?;
+    let model = TrainedModel::load(&args.checkpoint, args.backend)?;
     let pictures = args
         .images
         .iter()
         .map(|p| load_picture(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| UsageError(e.to_string()))?;
-    let rankings = classify(&trained.net, &pictures, norm, &names, &trained.device)?;
+        .collect::<Result<Vec<_>, _>>()?;
+    let rankings = model.classify(&pictures)?;
+    let names = &model.classes.names;
     let top = args.top.clamp(1, names.len().max(1));
     if args.json {
         let out: Vec<_> = args

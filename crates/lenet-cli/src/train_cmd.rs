@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use lenet_train::data::resolve_data_root;
-use lenet_train::{train, DisplayMode, Limit, RunConfig, TrainError, TrainOptions};
+use lenet_data::resolve_data_root;
+use lenet_train::{select, train, DataOptions, DisplayMode, Limit, RunConfig, TrainOptions};
 
 use crate::UsageError;
 
@@ -98,6 +98,47 @@ fn default_run_dir(config: &Path) -> PathBuf {
     PathBuf::from("runs").join(format!("{stem}-{}", timestamp()))
 }
 
+/// The overrides the flags ask for, as `KEY=VALUE` (checked like the config file).
+fn overrides(args: &TrainArgs) -> Vec<String> {
+    let mut o = Vec::new();
+    if let Some(v) = args.epochs {
+        o.push(format!("training.epochs={v}"));
+    }
+    if let Some(v) = args.batch_size {
+        o.push(format!("training.batch_size={v}"));
+    }
+    if let Some(v) = args.lr {
+        o.push(format!("training.optimizer.lr={v:e}"));
+    }
+    if let Some(v) = args.seed {
+        o.push(format!("training.seed={v}"));
+    }
+    if let Some(v) = &args.backend {
+        o.push(format!("backend.kind=\"{v}\""));
+    }
+    o.extend(args.set.iter().cloned());
+    o
+}
+
+fn limit(args: &TrainArgs) -> Option<Limit> {
+    let any = args.limit_train.is_some() || args.limit_valid.is_some() || args.limit_test.is_some();
+    any.then(|| Limit {
+        train: args.limit_train.unwrap_or(usize::MAX),
+        valid: args.limit_valid.unwrap_or(usize::MAX),
+        test: args.limit_test.unwrap_or(usize::MAX),
+    })
+}
+
+fn display(args: &TrainArgs) -> DisplayMode {
+    if args.quiet {
+        DisplayMode::Quiet
+    } else if args.plain {
+        DisplayMode::Lines
+    } else {
+        DisplayMode::Auto
+    }
+}
+
 /// Runs `lenet train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let config_path = match (&args.config, args.resume, &args.run_dir) {
@@ -107,86 +148,37 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             return Err(UsageError("give --config FILE (or --resume --run-dir DIR)".into()).into())
         }
     };
-    let mut overrides = Vec::new();
-    if let Some(v) = args.epochs {
-        overrides.push(format!("training.epochs={v}"));
-    }
-    if let Some(v) = args.batch_size {
-        overrides.push(format!("training.batch_size={v}"));
-    }
-    if let Some(v) = args.lr {
-        overrides.push(format!("training.optimizer.lr={v:e}"));
-    }
-    if let Some(v) = args.seed {
-        overrides.push(format!("training.seed={v}"));
-    }
-    if let Some(v) = &args.backend {
-        overrides.push(format!("backend.kind=\"{v}\""));
-    }
-    overrides.extend(args.set.iter().cloned());
-    let config =
-        RunConfig::load(&config_path, &overrides).map_err(|e| UsageError(e.to_string()))?;
-
+    let config = RunConfig::load(&config_path, &overrides(&args))?;
+    let device = select(&config.backend).with_context(|| format!("{}", config_path.display()))?;
     let run_dir = args
         .run_dir
         .clone()
         .unwrap_or_else(|| default_run_dir(&config_path));
-    let limit =
-        if args.limit_train.is_some() || args.limit_valid.is_some() || args.limit_test.is_some() {
-            Some(Limit {
-                train: args.limit_train.unwrap_or(usize::MAX),
-                valid: args.limit_valid.unwrap_or(usize::MAX),
-                test: args.limit_test.unwrap_or(usize::MAX),
-            })
-        } else {
-            None
-        };
     let opts = TrainOptions {
         run_dir: run_dir.clone(),
-        data_root: resolve_data_root(args.data_dir.as_deref()),
-        offline: args.offline,
-        display: if args.quiet {
-            DisplayMode::Quiet
-        } else if args.plain {
-            DisplayMode::Lines
-        } else {
-            DisplayMode::Auto
+        data: DataOptions {
+            root: resolve_data_root(args.data_dir.as_deref()),
+            offline: args.offline,
+            limit: limit(&args),
+            report_downloads: !args.quiet,
         },
+        display: display(&args),
         resume: args.resume,
-        limit,
+        interrupter: Some(crate::process::ctrl_c_interrupter()),
     };
-    let b = &config.backend;
-    let selected = lenet_train::select(&b.kind, b.device, &b.devices)
-        .map_err(|e| UsageError(format!("{}: {e}", config_path.display())))?;
     if !args.quiet {
-        let plan = config.model.plan()?;
         println!(
             "training {} ({} parameters) on {} with {} for {} epochs → {}",
             config.model.name,
-            lenet_model::summary::thousands(plan.parameters()),
-            config.data.dataset,
-            selected.description,
+            lenet_model::summary::thousands(config.model.plan()?.parameters()),
+            config.data.name(),
+            device.description,
             config.training.epochs,
             run_dir.display()
         );
     }
-    let summary = match train(&config, &opts) {
-        Ok(s) => s,
-        Err(
-            e @ (TrainError::Model(_)
-            | TrainError::Backend(_)
-            | TrainError::Setting(_)
-            | TrainError::RunDir(lenet_train::run_dir::RunDirError::Exists(_))
-            | TrainError::RunDir(lenet_train::run_dir::RunDirError::NothingToResume(_))),
-        ) => return Err(UsageError(e.to_string()).into()),
-        Err(TrainError::Interrupted(msg)) => {
-            eprintln!("interrupted: {msg}");
-            std::process::exit(130);
-        }
-        Err(e) => {
-            return Err(e).with_context(|| format!("training {} failed", config_path.display()))
-        }
-    };
+    let summary = train(&config, &device, &opts)
+        .with_context(|| format!("training {}", config_path.display()))?;
     println!(
         "test accuracy {:.2}% ({} / {}), loss {:.4}; best validation accuracy {:.2}% at epoch {} of {}; {:.0} images/s, {:.1} s",
         100.0 * summary.test_accuracy,

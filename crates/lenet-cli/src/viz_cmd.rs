@@ -3,16 +3,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use burn::tensor::activation::softmax;
 use clap::Args;
+use lenet_data::resolve_data_root;
 use lenet_model::FeatureMap;
-use lenet_train::data::resolve_data_root;
-use lenet_train::pictures;
-use lenet_train::predict::{load_picture, picture_batch};
-use lenet_train::ImageItem;
+use lenet_train::data::{self, DataOptions, Subset};
+use lenet_train::predict::load_picture;
+use lenet_train::{pictures, BackendKind, ImageItem, TrainedModel};
 
-use crate::eval_cmd::EvalSplit;
 use crate::UsageError;
 
 /// Arguments of `lenet viz`.
@@ -28,18 +26,19 @@ pub struct VizArgs {
     /// An image of the run's dataset, by index (default: 0).
     #[arg(long, value_name = "N")]
     index: Option<usize>,
-    /// The split `--index` refers to (`valid` counts as `train`: the index is the file's).
-    #[arg(long, value_enum, default_value = "test")]
-    split: EvalSplit,
+    /// The file `--index` refers to: test, or train (`valid` counts as `train`: the index is
+    /// the file's).
+    #[arg(long, default_value = "test")]
+    split: Subset,
     /// Where to write the pictures (created if needed).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Dataset root (default: $LENET_DATA_DIR, else ./data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Backend (default: the run's).
+    /// Backend: flex, ndarray, wgpu, cuda, auto (default: the run's).
     #[arg(long)]
-    backend: Option<String>,
+    backend: Option<BackendKind>,
     /// Never download datasets.
     #[arg(long)]
     offline: bool,
@@ -47,56 +46,49 @@ pub struct VizArgs {
 
 /// Runs `lenet viz`.
 pub fn run(args: VizArgs) -> anyhow::Result<()> {
-    let trained = crate::checkpoint::load(&args.checkpoint, args.backend.as_deref())?;
-    let (net, device) = (&trained.net, &trained.device);
-    let (names, norm) = lenet_train::source::classes_and_norm(&trained.config.data)
-        .map_err(|e| UsageError(e.to_string()))?;
+    let model = TrainedModel::load(&args.checkpoint, args.backend)?;
+    let net = &model.net;
 
     // The input, framed and normalised exactly as in training.
     let (batch, what, label) = match &args.image {
         Some(path) => {
-            let picture = load_picture(path).map_err(|e| UsageError(e.to_string()))?;
-            let batch = picture_batch(net, &[picture], norm, &names, device)
-                .map_err(|e| UsageError(e.to_string()))?;
+            let picture = load_picture(path)?;
+            let batch = model.picture_batch(&[picture])?;
             (batch, path.display().to_string(), None)
         }
         None => {
-            let root = resolve_data_root(args.data_dir.as_deref());
-            let source = lenet_train::source::load(
-                &trained.config.data,
-                &root,
-                args.split.file(),
-                args.offline,
-            )?;
+            let opts = DataOptions {
+                root: resolve_data_root(args.data_dir.as_deref()),
+                offline: args.offline,
+                limit: None,
+                report_downloads: true,
+            };
+            let source = data::load_file(&model.config, args.split.file(), &opts)?;
             let index = args.index.unwrap_or(0);
             if index >= source.data.len() {
                 return Err(UsageError(format!(
-                    "--index {index}: the {} {:?} split has {} images (0 to {})",
+                    "--index {index}: the {} {} file has {} images (0 to {})",
                     source.data.name,
-                    args.split,
+                    args.split.file(),
                     source.data.len(),
                     source.data.len().saturating_sub(1)
                 ))
                 .into());
             }
-            let batcher = source
-                .batcher(&trained.plan, None)
-                .map_err(|e| UsageError(e.to_string()))?;
+            let batcher = source.batcher(&model.plan, None)?;
             let item = ImageItem {
                 index,
                 augment_seed: None,
             };
             let label = usize::from(source.data.labels[index]);
             (
-                batcher.make_batch(&[item], device),
-                format!("{} {:?} image {index}", source.data.name, args.split).to_lowercase(),
+                batcher.make_batch(&[item], &model.device),
+                format!("{} {} image {index}", source.data.name, args.split.file()),
                 Some(label),
             )
         }
     };
 
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let input = FeatureMap::D2(batch.images);
     let mut written = Vec::new();
     let mut write = |file: String, grid: &lenet_viz::Grid| -> anyhow::Result<()> {
@@ -118,13 +110,13 @@ pub fn run(args: VizArgs) -> anyhow::Result<()> {
         .into_data()
         .convert::<f32>()
         .try_to_vec()
-        .unwrap_or_default();
+        .map_err(|e| anyhow::anyhow!("cannot read the network's output: {e:?}"))?;
     let (best, p) = probs
         .iter()
         .copied()
         .enumerate()
         .fold((0, f32::MIN), |b, (c, v)| if v > b.1 { (c, v) } else { b });
-    let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
+    let name = |c: usize| model.classes.name(c);
     let truth = label
         .map(|l| format!(" (true class {})", name(l)))
         .unwrap_or_default();

@@ -23,7 +23,7 @@ fn wgpu_ready() -> bool {
     if !wgpu_adapters().is_empty() {
         return true;
     }
-    lenet_train::data::testing::unavailable(
+    lenet_data::testing::unavailable(
         "wgpu finds no adapter; install mesa-vulkan-drivers libvulkan1",
     );
     false

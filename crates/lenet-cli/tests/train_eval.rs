@@ -137,10 +137,10 @@ fn one_epoch_of_lenet5_reaches_97_percent_and_eval_reproduces_it() {
 
     // predict on PNGs of real test digits: as they are, dark-on-light, and off-centre in a
     // larger canvas.
-    let test = lenet_train::data::Dataset::load(
-        lenet_train::data::DatasetKind::Mnist,
+    let test = lenet_data::Dataset::load(
+        lenet_data::DatasetKind::Mnist,
         &root,
-        lenet_train::data::Split::Test,
+        lenet_data::Split::Test,
     )
     .unwrap();
     for variant in ["plain", "light", "offset"] {

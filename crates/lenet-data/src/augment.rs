@@ -6,8 +6,6 @@
 //! Both distortions are combined into one resampling pass. Pixels that come from outside the
 //! image are black (0).
 
-use std::path::Path;
-
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -73,31 +71,6 @@ impl AugmentConfig {
                 && self.scale == 0.0
                 && self.shear == 0.0
                 && self.elastic_alpha == 0.0)
-    }
-
-    /// Reads the `[data.augment]` table of a TOML configuration file; `None` if it has none.
-    pub fn from_config_file(path: &Path) -> Result<Option<Self>, DataError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DataError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let value: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| DataError::Config {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-            })?;
-        let Some(table) = value.get("data").and_then(|d| d.get("augment")) else {
-            return Ok(None);
-        };
-        table
-            .clone()
-            .try_into()
-            .map(Some)
-            .map_err(|e: toml::de::Error| DataError::Config {
-                path: path.to_path_buf(),
-                detail: format!("[data.augment]: {e}"),
-            })
     }
 
     fn validate(&self) -> Result<(), DataError> {
@@ -631,21 +604,5 @@ mod tests {
         assert_eq!(cfg.translate, 0.0);
         assert_eq!(cfg.elastic_sigma, 4.0);
         assert!(toml::from_str::<AugmentConfig>("rotation = 3.0").is_err());
-
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("cfg.toml");
-        std::fs::write(
-            &p,
-            "[model]\nx = 1\n[data.augment]\nenabled = true\nshear = 5.0\n",
-        )
-        .unwrap();
-        let cfg = AugmentConfig::from_config_file(&p).unwrap().unwrap();
-        assert_eq!(cfg.shear, 5.0);
-        std::fs::write(&p, "[data]\nbatch = 3\n").unwrap();
-        assert_eq!(AugmentConfig::from_config_file(&p).unwrap(), None);
-        std::fs::write(&p, "[data.augment]\nbogus = 1\n").unwrap();
-        let err = AugmentConfig::from_config_file(&p).unwrap_err();
-        assert!(matches!(err, DataError::Config { .. }), "{err:?}");
-        assert!(err.to_string().contains("cfg.toml"), "{err}");
     }
 }

@@ -7,6 +7,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 use super::download::download_verified;
 use super::error::DataError;
 use super::idx::{read_images, read_labels, IdxImages};
@@ -16,8 +18,9 @@ pub const DATA_DIR_ENV: &str = "LENET_DATA_DIR";
 /// Data root used when neither the flag nor the environment variable is set.
 pub const DEFAULT_DATA_DIR: &str = "data";
 
-/// A built-in dataset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A built-in dataset; in config files and on the command line `mnist` or `fashion-mnist`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
     /// MNIST handwritten digits (LeCun, Cortes, Burges).
     Mnist,
@@ -279,15 +282,12 @@ impl fmt::Display for DatasetKind {
 impl FromStr for DatasetKind {
     type Err = DataError;
 
-    /// Accepts `mnist` and `fashion-mnist` (also `fashion_mnist`, `fashion`), any case.
+    /// `mnist` or `fashion-mnist`: the names config files use, and no others.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "mnist" => Ok(DatasetKind::Mnist),
-            "fashion-mnist" | "fashion_mnist" | "fashionmnist" | "fashion" => {
-                Ok(DatasetKind::FashionMnist)
-            }
-            _ => Err(DataError::UnknownDataset(s.to_string())),
-        }
+        DatasetKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| DataError::UnknownDataset(s.to_string()))
     }
 }
 
@@ -310,11 +310,11 @@ impl fmt::Display for Split {
 impl FromStr for Split {
     type Err = DataError;
 
-    /// Accepts `train` and `test` (also `t10k`), any case.
+    /// `train` or `test`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
+        match s {
             "train" => Ok(Split::Train),
-            "test" | "t10k" => Ok(Split::Test),
+            "test" => Ok(Split::Test),
             _ => Err(DataError::UnknownSplit(s.to_string())),
         }
     }
@@ -445,13 +445,14 @@ pub fn file_urls(kind: DatasetKind, file: &DatasetFile, extra_mirrors: &[String]
 /// Makes sure all four files of `kind` are under `<root>/<name>/`, downloading (and verifying)
 /// the missing ones from `extra_mirrors` and then the official mirrors, unless `offline`.
 ///
-/// Files already present are not re-checked here (`lenet data verify` does that). A line is
-/// written to standard error for each file downloaded.
+/// Files already present are not re-checked here (`lenet data verify` does that).
+/// `on_download` is called before each download (to tell the user).
 pub fn ensure_available(
     kind: DatasetKind,
     root: &Path,
     offline: bool,
     extra_mirrors: &[String],
+    on_download: &mut dyn FnMut(&DatasetFile),
 ) -> Result<(), DataError> {
     for f in kind.files() {
         if kind.locate(root, f).is_some() {
@@ -465,7 +466,7 @@ pub fn ensure_available(
                 root: root.to_path_buf(),
             });
         }
-        eprintln!("downloading {kind}/{} ...", f.name);
+        on_download(f);
         download_verified(&file_urls(kind, f, extra_mirrors), &dest, f.sha256)?;
     }
     Ok(())
@@ -497,15 +498,24 @@ mod tests {
             assert_eq!(k.to_string(), k.name());
             assert_eq!(k.num_classes(), 10);
         }
-        assert_eq!(
-            "Fashion_MNIST".parse::<DatasetKind>().unwrap(),
-            DatasetKind::FashionMnist
-        );
+        // One spelling, the one config files use.
+        for other in ["Fashion_MNIST", "fashion", "MNIST", " mnist"] {
+            assert!(other.parse::<DatasetKind>().is_err(), "{other}");
+        }
+        #[derive(Deserialize, Serialize)]
+        struct T {
+            d: DatasetKind,
+        }
+        let t: T = toml::from_str("d = \"fashion-mnist\"").unwrap();
+        assert_eq!(t.d, DatasetKind::FashionMnist);
+        assert_eq!(toml::to_string(&t).unwrap().trim(), "d = \"fashion-mnist\"");
+        assert!(toml::from_str::<T>("d = \"fashion\"").is_err());
         let err = "cifar".parse::<DatasetKind>().unwrap_err();
         assert!(matches!(err, DataError::UnknownDataset(_)));
         assert!(err.to_string().contains("cifar"));
         assert_eq!("test".parse::<Split>().unwrap(), Split::Test);
-        assert_eq!("TRAIN".parse::<Split>().unwrap(), Split::Train);
+        assert_eq!("train".parse::<Split>().unwrap(), Split::Train);
+        assert!("TRAIN".parse::<Split>().is_err());
         assert!(matches!(
             "valid".parse::<Split>(),
             Err(DataError::UnknownSplit(_))
@@ -633,7 +643,8 @@ mod tests {
     #[test]
     fn offline_and_missing_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = ensure_available(DatasetKind::Mnist, dir.path(), true, &[]).unwrap_err();
+        let err =
+            ensure_available(DatasetKind::Mnist, dir.path(), true, &[], &mut |_| {}).unwrap_err();
         assert!(matches!(err, DataError::Offline { .. }), "{err:?}");
         let msg = err.to_string();
         assert!(msg.contains("train-images-idx3-ubyte.gz"), "{msg}");

@@ -1,13 +1,14 @@
 //! Downloading a file from a list of mirrors, verified by SHA-256, written atomically.
 
-use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::atomic::{commit, create_temp_for};
+use lenet_io::{AtomicFile, WriteError};
+
 use super::error::{DataError, MirrorFailure};
 
 /// Largest response body accepted (1 GiB); a server that sends more is treated as failed.
@@ -16,7 +17,7 @@ pub const MAX_DOWNLOAD_BYTES: u64 = 1 << 30;
 /// Downloads `dest` from the first of `urls` that serves a file whose SHA-256 is `sha256`.
 ///
 /// The mirrors are tried in order. Each response is streamed to a temporary file in the
-/// directory of `dest` (created if needed) while being hashed; only a file with the right
+/// directory of `dest` (created if needed, like every file lenet writes: `lenet_io`) while being hashed; only a file with the right
 /// checksum is renamed onto `dest`. Whatever fails, no partial file is left behind, and the error
 /// lists every URL that was tried with the reason it failed (HTTP status, connection error or
 /// timeout, checksum mismatch with expected and actual digests).
@@ -134,62 +135,51 @@ fn try_mirror(url: &str, dest: &Path, expected: &str) -> Result<(), Attempt> {
         .limit(MAX_DOWNLOAD_BYTES)
         .reader();
 
-    let (file, tmp) = create_temp_for(dest).map_err(Attempt::Local)?;
-    let discard = |file: File, why: Attempt| {
-        drop(file);
-        let _ = fs::remove_file(&tmp);
-        why
-    };
+    // Dropped without a commit (any failure below), the temporary file is removed.
+    let mut file = AtomicFile::create(dest).map_err(|e| Attempt::Local(e.into()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
-    let mut out = io::BufWriter::new(&file);
-    loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                drop(out);
-                return Err(discard(
-                    file,
-                    Attempt::Mirror(format!("connection error while receiving the body: {e}")),
-                ));
-            }
-        };
-        hasher.update(&buf[..n]);
-        if let Err(source) = out.write_all(&buf[..n]) {
-            drop(out);
-            let err = DataError::Write {
-                path: dest.to_path_buf(),
-                source,
+    {
+        let mut out = BufWriter::new(&mut file);
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Attempt::Mirror(format!(
+                        "connection error while receiving the body: {e}"
+                    )))
+                }
             };
-            return Err(discard(file, Attempt::Local(err)));
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])
+                .map_err(|source| Attempt::Local(local(dest, source)))?;
         }
+        out.flush()
+            .map_err(|source| Attempt::Local(local(dest, source)))?;
     }
-    if let Err(source) = out.flush() {
-        drop(out);
-        let err = DataError::Write {
-            path: dest.to_path_buf(),
-            source,
-        };
-        return Err(discard(file, Attempt::Local(err)));
-    }
-    drop(out);
     let actual = hex(&hasher.finalize());
     if actual != expected {
-        return Err(discard(
-            file,
-            Attempt::Mirror(format!(
-                "checksum mismatch: expected sha256 {expected}, got {actual}"
-            )),
-        ));
+        return Err(Attempt::Mirror(format!(
+            "checksum mismatch: expected sha256 {expected}, got {actual}"
+        )));
     }
-    commit(file, &tmp, dest).map_err(Attempt::Local)
+    file.commit().map_err(|e| Attempt::Local(e.into()))
+}
+
+fn local(dest: &Path, source: io::Error) -> DataError {
+    WriteError {
+        path: dest.to_path_buf(),
+        source,
+    }
+    .into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn sha256_of_known_content() {

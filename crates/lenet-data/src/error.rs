@@ -205,6 +205,10 @@ pub enum DataError {
         root: PathBuf,
     },
 
+    /// `lenet data verify` / `fetch` found problems; each names its file.
+    #[error("{} problem(s) found:{}", .0.len(), .0.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
+    Verification(Vec<String>),
+
     /// A dataset name that is not built in.
     #[error("unknown dataset {0:?}: expected `mnist` or `fashion-mnist`")]
     UnknownDataset(String),
@@ -229,25 +233,31 @@ pub enum DataError {
         /// What is inconsistent.
         detail: String,
     },
+}
 
-    /// A configuration file could not be parsed.
-    #[error("{}: {detail}", .path.display())]
-    Config {
-        /// The configuration file.
-        path: PathBuf,
-        /// The parse error.
-        detail: String,
-    },
+impl From<lenet_io::WriteError> for DataError {
+    fn from(e: lenet_io::WriteError) -> Self {
+        DataError::Write {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
 
-    /// An image could not be encoded as PNG.
-    #[error("{}: cannot encode PNG: {source}", .path.display())]
-    Png {
-        /// The PNG file being written.
-        path: PathBuf,
-        /// The encoder's error.
-        #[source]
-        source: image::ImageError,
-    },
+impl DataError {
+    /// Whether the error is in what the user asked for or pointed at (a name, a setting, a
+    /// missing or malformed file) rather than a failure while doing the work (reading or writing
+    /// a file, the network): the command line exits with 2 for the first kind, 1 for the second.
+    pub fn is_usage(&self) -> bool {
+        !matches!(
+            self,
+            DataError::Read { .. }
+                | DataError::Write { .. }
+                | DataError::Download { .. }
+                | DataError::ChecksumMismatch { .. }
+                | DataError::Verification(_)
+        )
+    }
 }
 
 fn format_attempts(attempts: &[MirrorFailure]) -> String {

@@ -16,7 +16,6 @@ use flate2::bufread::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use super::atomic::write_atomic;
 use super::error::DataError;
 
 /// Magic number of an IDX image file: unsigned bytes, 3 dimensions.
@@ -144,7 +143,7 @@ fn write_idx(
         }
         w.write_all(payload)
     };
-    write_atomic(path, |w| {
+    lenet_io::write_atomic_with(path, |w| {
         if gzip {
             let mut enc = GzEncoder::new(w, Compression::default());
             body(&mut enc)?;
@@ -153,6 +152,7 @@ fn write_idx(
             body(w)
         }
     })
+    .map_err(DataError::from)
 }
 
 /// What kind of IDX file a reader expects.

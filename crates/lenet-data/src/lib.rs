@@ -1,7 +1,9 @@
-//! The data layer: IDX files, the built-in datasets and their download, train/validation
-//! splits, augmentation, and rendering single images.
+//! The data layer: IDX files, the built-in datasets (their download and verification),
+//! train/validation splits, augmentation, and rendering single images. No Burn: the tensors are
+//! made by `lenet-train`'s batcher.
+//!
+//! Files are written through `lenet_io` (atomically, missing parent directories created).
 
-mod atomic;
 pub mod augment;
 pub mod dataset;
 pub mod download;
@@ -11,6 +13,7 @@ pub mod render;
 pub mod split;
 #[doc(hidden)]
 pub mod testing;
+pub mod verify;
 
 pub use augment::{warp_affine, Affine, AugmentConfig, Augmenter};
 pub use dataset::{
@@ -22,3 +25,4 @@ pub use error::{DataError, MirrorFailure};
 pub use idx::{read_images, read_labels, write_images, write_labels, IdxImages};
 pub use render::{text_art, write_png};
 pub use split::{train_valid_split, Holdout};
+pub use verify::{fetch, verify_dir, verify_root, FetchEvent, VerifyReport, VerifyRow};

@@ -2,10 +2,6 @@
 
 use std::path::Path;
 
-use image::codecs::png::PngEncoder;
-use image::{ExtendedColorType, ImageEncoder};
-
-use super::atomic::write_atomic;
 use super::error::DataError;
 
 /// Characters from dark (0) to bright (255).
@@ -31,8 +27,7 @@ pub fn text_art(img: &[u8], rows: usize, cols: usize) -> String {
     s
 }
 
-/// Writes the `rows x cols` image as an 8-bit grayscale PNG, via a temporary file renamed into
-/// place.
+/// Writes the `rows x cols` image as an 8-bit grayscale PNG (atomically, through `lenet_io`).
 pub fn write_png(path: &Path, img: &[u8], rows: usize, cols: usize) -> Result<(), DataError> {
     let invalid = |detail: String| DataError::InvalidInput {
         path: path.to_path_buf(),
@@ -47,22 +42,9 @@ pub fn write_png(path: &Path, img: &[u8], rows: usize, cols: usize) -> Result<()
     }
     let width = u32::try_from(cols).map_err(|_| invalid(format!("width {cols} is too large")))?;
     let height = u32::try_from(rows).map_err(|_| invalid(format!("height {rows} is too large")))?;
-    let mut encode_error = None;
-    let written = write_atomic(path, |w| {
-        PngEncoder::new(w)
-            .write_image(img, width, height, ExtendedColorType::L8)
-            .map_err(|e| {
-                encode_error = Some(e);
-                std::io::Error::other("PNG encoding failed")
-            })
-    });
-    match (written, encode_error) {
-        (Err(_), Some(source)) => Err(DataError::Png {
-            path: path.to_path_buf(),
-            source,
-        }),
-        (result, _) => result,
-    }
+    let image = image::GrayImage::from_raw(width, height, img.to_vec())
+        .ok_or_else(|| invalid(format!("{rows}x{cols} does not match the pixels")))?;
+    Ok(lenet_io::write_png(path, &image)?)
 }
 
 #[cfg(test)]

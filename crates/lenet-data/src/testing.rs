@@ -40,3 +40,25 @@ pub fn unavailable(what: &str) {
     }
     eprintln!("NOTICE: skipping: {what}");
 }
+
+/// Writes a small dataset under the four standard file names into `dir`: `train_labels.len()`
+/// training images of `rows`×`rows` (gzip), two test images (uncompressed) labelled 1 and 2.
+/// Pixel values cycle through 0..251. Panics on failure (tests only).
+pub fn write_fake_dataset(dir: &Path, rows: usize, train_labels: &[u8]) {
+    use crate::dataset::DatasetKind;
+    use crate::idx::{write_images, write_labels, IdxImages};
+    let names = DatasetKind::Mnist.files();
+    let imgs = |count: usize| IdxImages {
+        count,
+        rows,
+        cols: rows,
+        pixels: (0..count * rows * rows).map(|i| (i % 251) as u8).collect(),
+    };
+    let written = write_images(&dir.join(names[0].name), &imgs(train_labels.len()), true)
+        .and_then(|()| write_labels(&dir.join(names[1].name), train_labels, true))
+        .and_then(|()| write_images(&dir.join(names[2].raw_name()), &imgs(2), false))
+        .and_then(|()| write_labels(&dir.join(names[3].name), &[1, 2], true));
+    if let Err(e) = written {
+        panic!("cannot write the fake dataset: {e}");
+    }
+}

@@ -5,7 +5,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use lenet_model::ConvNet;
 
-use crate::batcher::ImageBatch;
+use crate::data::ImageBatch;
 
 /// A [`ConvNet`] trained as a classifier with cross-entropy on its logits.
 ///

@@ -6,7 +6,7 @@ use burn::tensor::Device;
 use lenet_model::ConvNet;
 use serde::Serialize;
 
-use crate::batcher::{ImageBatcher, ImageItem};
+use crate::data::{ImageBatcher, ImageItem};
 
 /// Precision, recall and F1 of one class.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,6 +67,11 @@ pub struct Evaluation {
     pub predictions: Vec<Prediction>,
 }
 
+/// The network's output could not be read back from the device.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the network's output from the device: {0}")]
+pub struct EvalError(pub String);
+
 /// Log-softmax of one row of logits, in f64.
 fn log_softmax(row: &[f32]) -> Vec<f64> {
     let max = row
@@ -84,7 +89,7 @@ pub fn evaluate(
     indices: &[usize],
     device: &Device,
     batch_size: usize,
-) -> Evaluation {
+) -> Result<Evaluation, EvalError> {
     let data = batcher.dataset();
     let classes = data.num_classes();
     let mut confusion = vec![vec![0usize; classes]; classes];
@@ -105,7 +110,7 @@ pub fn evaluate(
             .to_data()
             .convert::<f32>()
             .try_to_vec()
-            .unwrap_or_default();
+            .map_err(|e| EvalError(format!("{e:?}")))?;
         let width = logits.len() / chunk.len().max(1);
         for (row, &index) in logits.chunks_exact(width.max(1)).zip(chunk) {
             let label = usize::from(data.labels[index]);
@@ -131,7 +136,13 @@ pub fn evaluate(
             });
         }
     }
-    summarize(confusion, &data.class_names, loss_sum, top5, predictions)
+    Ok(summarize(
+        confusion,
+        &data.class_names,
+        loss_sum,
+        top5,
+        predictions,
+    ))
 }
 
 fn ratio(a: usize, b: usize) -> f64 {

@@ -11,13 +11,14 @@ use lenet_data::Dataset;
 use lenet_model::{ConvNet, FeatureMap, Stage};
 use lenet_viz::{Curves, Grid, Scale, Series, Tile, VizError};
 
+use crate::data::Subset;
 use crate::evaluate::Evaluation;
-use crate::run_dir::MetricRow;
+use crate::run::metrics::MetricRow;
 
 /// The curves of a run's `metrics.csv` rows: loss and accuracy of both splits, and the
 /// training learning rate.
 pub fn curves(rows: &[MetricRow], title: &str) -> Curves {
-    let series = |split: &str, column: &str| -> Vec<(f64, f64)> {
+    let series = |split: Subset, column: &str| -> Vec<(f64, f64)> {
         let mut points: Vec<(f64, f64)> = rows
             .iter()
             .filter(|r| r.split == split)
@@ -26,16 +27,16 @@ pub fn curves(rows: &[MetricRow], title: &str) -> Curves {
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         points
     };
-    let lr = series("train", "learning_rate");
+    let lr = series(Subset::Train, "learning_rate");
     Curves {
         title: title.to_string(),
         loss: vec![
-            Series::new("train", series("train", "loss")),
-            Series::new("valid", series("valid", "loss")),
+            Series::new("train", series(Subset::Train, "loss")),
+            Series::new("valid", series(Subset::Valid, "loss")),
         ],
         accuracy: vec![
-            Series::new("train", series("train", "accuracy")),
-            Series::new("valid", series("valid", "accuracy")),
+            Series::new("train", series(Subset::Train, "accuracy")),
+            Series::new("valid", series(Subset::Valid, "accuracy")),
         ],
         learning_rate: (!lr.is_empty()).then(|| Series::new("learning rate", lr)),
     }
@@ -371,18 +372,18 @@ mod tests {
 
     #[test]
     fn curves_take_loss_accuracy_and_learning_rate_per_split() {
-        let row = |epoch, split: &str, loss, acc| MetricRow {
+        let row = |epoch, split, loss, acc| MetricRow {
             epoch,
-            split: split.into(),
+            split,
             values: [("loss".to_string(), loss), ("accuracy".to_string(), acc)]
                 .into_iter()
-                .chain((split == "train").then(|| ("learning_rate".to_string(), 0.01)))
+                .chain((split == Subset::Train).then(|| ("learning_rate".to_string(), 0.01)))
                 .collect(),
         };
         let rows = vec![
-            row(2, "train", 0.2, 0.95),
-            row(1, "train", 0.5, 0.9),
-            row(1, "valid", 0.4, 0.92),
+            row(2, Subset::Train, 0.2, 0.95),
+            row(1, Subset::Train, 0.5, 0.9),
+            row(1, Subset::Valid, 0.4, 0.92),
         ];
         let c = curves(&rows, "t");
         assert_eq!(c.loss[0].points, vec![(1.0, 0.5), (2.0, 0.2)]);

@@ -5,13 +5,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use burn::tensor::Device;
 use image::imageops::FilterType;
 use image::GrayImage;
-use lenet_model::ConvNet;
+use lenet_data::{Dataset, IdxImages};
 
-use crate::batcher::{ImageBatch, ImageBatcher, ImageItem, Normalization};
-use crate::data::{Dataset, IdxImages};
+use crate::data::{ImageBatch, ImageBatcher, ImageItem};
+use crate::run::trained::TrainedModel;
 
 /// Why a picture cannot be classified.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +29,16 @@ pub enum PredictError {
     /// The network's input cannot take 28×28 digits.
     #[error("{0}")]
     Frame(String),
+    /// The network's output could not be read back from the device.
+    #[error("cannot read the network's output from the device: {0}")]
+    Output(String),
+}
+
+impl PredictError {
+    /// Whether the user's picture or model is at fault (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, PredictError::Output(_))
+    }
 }
 
 /// The 28×28 MNIST-style version of the grey-scale picture `img`.
@@ -48,7 +57,8 @@ pub fn mnist_style(img: &GrayImage) -> Option<Vec<u8>> {
         border.push(img.get_pixel(0, y)[0]);
         border.push(img.get_pixel(w - 1, y)[0]);
     }
-    let background = border.iter().map(|&v| u32::from(v)).sum::<u32>() / border.len() as u32;
+    // u64: a border of millions of pixels must not overflow the sum.
+    let background = border.iter().map(|&v| u64::from(v)).sum::<u64>() / border.len() as u64;
     let invert = background > 127;
     let ink = |v: u8| if invert { 255 - v } else { v };
     // Stretch so that the background is 0 and the strongest stroke 255.
@@ -120,66 +130,59 @@ pub fn load_picture(path: &Path) -> Result<Vec<u8>, PredictError> {
 /// The classes of one picture, most probable first: `(class, probability)`.
 pub type Ranking = Vec<(usize, f32)>;
 
-/// The batch the network sees for 28×28 pictures: normalised with `norm` and framed to the
-/// network's input size, as in training.
-pub fn picture_batch(
-    net: &ConvNet,
-    pictures: &[Vec<u8>],
-    norm: Normalization,
-    class_names: &[String],
-    device: &Device,
-) -> Result<ImageBatch, PredictError> {
-    let data = Dataset {
-        name: "pictures".into(),
-        class_names: class_names.to_vec(),
-        images: IdxImages {
-            count: pictures.len(),
-            rows: 28,
-            cols: 28,
-            pixels: pictures.concat(),
-        },
-        labels: vec![0; pictures.len()],
-    };
-    let shape = net.input_shape.clone();
-    if shape.len() != 3 || shape[0] != 1 {
-        return Err(PredictError::Frame(format!(
-            "the model's input {shape:?} is not a grey-scale image"
-        )));
+impl TrainedModel {
+    /// The batch the network sees for 28×28 pictures: normalised and framed to the network's
+    /// input size, as in training.
+    pub fn picture_batch(&self, pictures: &[Vec<u8>]) -> Result<ImageBatch, PredictError> {
+        let data = Dataset {
+            name: "pictures".into(),
+            class_names: self.classes.names.clone(),
+            images: IdxImages {
+                count: pictures.len(),
+                rows: 28,
+                cols: 28,
+                pixels: pictures.concat(),
+            },
+            labels: vec![0; pictures.len()],
+        };
+        let shape = self.net.input_shape.clone();
+        if shape.len() != 3 || shape[0] != 1 {
+            return Err(PredictError::Frame(format!(
+                "the model's input {shape:?} is not a grey-scale image"
+            )));
+        }
+        let batcher =
+            ImageBatcher::new(Arc::new(data), self.classes.norm, shape[1], shape[2], None)
+                .map_err(|e| PredictError::Frame(e.to_string()))?;
+        let items: Vec<ImageItem> = (0..pictures.len())
+            .map(|index| ImageItem {
+                index,
+                augment_seed: None,
+            })
+            .collect();
+        Ok(batcher.make_batch(&items, &self.device))
     }
-    let batcher = ImageBatcher::new(Arc::new(data), norm, shape[1], shape[2], None)
-        .map_err(|e| PredictError::Frame(e.to_string()))?;
-    let items: Vec<ImageItem> = (0..pictures.len())
-        .map(|index| ImageItem {
-            index,
-            augment_seed: None,
-        })
-        .collect();
-    Ok(batcher.make_batch(&items, device))
-}
 
-/// Classifies 28×28 pictures with `net`, normalised with `norm`.
-pub fn classify(
-    net: &ConvNet,
-    pictures: &[Vec<u8>],
-    norm: Normalization,
-    class_names: &[String],
-    device: &Device,
-) -> Result<Vec<Ranking>, PredictError> {
-    let batch = picture_batch(net, pictures, norm, class_names, device)?;
-    let probs: Vec<f32> = burn::tensor::activation::softmax(net.forward_2d(batch.images), 1)
-        .to_data()
-        .convert::<f32>()
-        .try_to_vec()
-        .unwrap_or_default();
-    let k = class_names.len().max(1);
-    Ok(probs
-        .chunks_exact(k)
-        .map(|row| {
-            let mut r: Ranking = row.iter().copied().enumerate().collect();
-            r.sort_by(|a, b| b.1.total_cmp(&a.1));
-            r
-        })
-        .collect())
+    /// Classifies 28×28 pictures (from [`load_picture`]): for each, every class with its
+    /// probability, most probable first.
+    pub fn classify(&self, pictures: &[Vec<u8>]) -> Result<Vec<Ranking>, PredictError> {
+        let batch = self.picture_batch(pictures)?;
+        let probs: Vec<f32> =
+            burn::tensor::activation::softmax(self.net.forward_2d(batch.images), 1)
+                .to_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .map_err(|e| PredictError::Output(format!("{e:?}")))?;
+        let k = self.classes.names.len().max(1);
+        Ok(probs
+            .chunks_exact(k)
+            .map(|row| {
+                let mut r: Ranking = row.iter().copied().enumerate().collect();
+                r.sort_by(|a, b| b.1.total_cmp(&a.1));
+                r
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]

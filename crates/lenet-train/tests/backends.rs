@@ -4,12 +4,11 @@
 //! which `.ci/run` installs).
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 use lenet_model::preset;
-use lenet_train::classifier::Classifier;
-use lenet_train::run_config::OptimizerConfig;
-use lenet_train::{select, wgpu_adapters};
+use lenet_train::config::OptimizerConfig;
+use lenet_train::train::learner;
+use lenet_train::{compiled_backends, select_one, wgpu_adapters, BackendKind, Classifier};
 
 const BATCH: usize = 32;
 const STEPS: usize = 3;
@@ -32,8 +31,8 @@ fn batch(seed: usize) -> (Vec<f32>, Vec<i64>) {
 
 /// The losses of `STEPS` Adam steps on `kind`, from the weights in `init`, and the trained
 /// weights of the first layer.
-fn train_steps(kind: &str, init: &std::path::Path) -> (Vec<f32>, Vec<f32>) {
-    let selected = select(kind, None, &[]).unwrap_or_else(|e| panic!("{kind}: {e}"));
+fn train_steps(kind: BackendKind, init: &std::path::Path) -> (Vec<f32>, Vec<f32>) {
+    let selected = select_one(kind, None).unwrap_or_else(|e| panic!("{kind}: {e}"));
     let device = selected.device().clone().autodiff();
     let plan = preset("lenet5").unwrap().plan().unwrap();
     let mut model = Classifier {
@@ -41,7 +40,7 @@ fn train_steps(kind: &str, init: &std::path::Path) -> (Vec<f32>, Vec<f32>) {
     }
     .try_load_file(init)
     .unwrap();
-    let mut optim = lenet_train::train::optimizer(&OptimizerConfig::default(), None);
+    let mut optim = learner::optimizer(&OptimizerConfig::default(), None);
     let mut losses = Vec::new();
     // The same batch each step, so that the loss must fall.
     let (pixels, labels) = batch(0);
@@ -51,17 +50,20 @@ fn train_steps(kind: &str, init: &std::path::Path) -> (Vec<f32>, Vec<f32>) {
             images: Tensor::from_data(TensorData::new(pixels, [BATCH, 1, 28, 28]), &device),
             targets: Tensor::<1, Int>::from_data(TensorData::new(labels, [BATCH]), &device),
         };
-        let out = model.forward_classification(batch);
-        losses.push(out.loss.clone().into_data().try_to_vec::<f32>().unwrap()[0]);
-        let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-        model = optim.step(1e-3, model, grads);
+        // The step `lenet train` takes: forward, cross-entropy, backward, Adam.
+        let (next, out) = learner::step(model, &mut optim, 1e-3, batch);
+        losses.push(out.loss.into_data().try_to_vec::<f32>().unwrap()[0]);
+        model = next;
     }
     let (_, weights) = model.net.features[0].conv.weights();
     (losses, weights)
 }
 
 fn initial_weights(dir: &std::path::Path) -> std::path::PathBuf {
-    let device = select("flex", None, &[]).unwrap().device().clone();
+    let device = select_one(BackendKind::Flex, None)
+        .unwrap()
+        .device()
+        .clone();
     device.seed(7);
     let plan = preset("lenet5").unwrap().plan().unwrap();
     let path = dir.join("init.bpk");
@@ -85,14 +87,14 @@ fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
 
 /// Whether wgpu has an adapter; under CI (which installs lavapipe) a missing one is a failure.
 fn wgpu_ready() -> bool {
-    if !lenet_train::compiled_backends().contains(&"wgpu") {
+    if !compiled_backends().contains(&BackendKind::Wgpu) {
         eprintln!("NOTICE: skipping the wgpu comparison: this build has no wgpu feature");
         return false;
     }
     if !wgpu_adapters().is_empty() {
         return true;
     }
-    lenet_train::data::testing::unavailable(
+    lenet_data::testing::unavailable(
         "wgpu finds no adapter; install mesa-vulkan-drivers libvulkan1",
     );
     false
@@ -100,17 +102,17 @@ fn wgpu_ready() -> bool {
 
 #[test]
 fn training_steps_agree_across_backends_from_the_same_weights() {
-    let dir = std::env::temp_dir().join(format!("lenet-backends-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let init = initial_weights(&dir);
-    let (flex_losses, flex_weights) = train_steps("flex", &init);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let init = initial_weights(dir);
+    let (flex_losses, flex_weights) = train_steps(BackendKind::Flex, &init);
     assert!(flex_losses[STEPS - 1] < flex_losses[0], "{flex_losses:?}");
 
-    let mut kinds = vec!["ndarray"];
+    let mut kinds = vec![BackendKind::Ndarray];
     if wgpu_ready() {
-        // Kernel compilation on a software device is slow; minimal autotuning shortens it.
-        std::env::set_var("CUBECL_AUTOTUNE_LEVEL", "minimal");
-        kinds.push("wgpu");
+        // Kernel compilation on a software device is slow; `.ci/run` sets
+        // CUBECL_AUTOTUNE_LEVEL=minimal to shorten it.
+        kinds.push(BackendKind::Wgpu);
     }
     for kind in kinds {
         let (losses, weights) = train_steps(kind, &init);
@@ -123,5 +125,4 @@ fn training_steps_agree_across_backends_from_the_same_weights() {
             1e-4,
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

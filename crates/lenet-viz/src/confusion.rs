@@ -21,7 +21,6 @@ use plotters::style::{FontStyle, FontTransform, TextStyle, BLACK, WHITE};
 
 use crate::font::FAMILY;
 use crate::render::{blank, draw_on, fit_text};
-use crate::write::write_png;
 use crate::VizError;
 
 /// Side of one cell, in pixels.
@@ -209,7 +208,10 @@ pub fn write_confusion(
     title: &str,
     path: &Path,
 ) -> Result<(), VizError> {
-    write_png(&confusion_png(matrix, class_names, title)?, path)
+    Ok(lenet_io::write_png(
+        path,
+        &confusion_png(matrix, class_names, title)?,
+    )?)
 }
 
 #[cfg(test)]

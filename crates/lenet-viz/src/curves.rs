@@ -29,7 +29,6 @@ use plotters::style::{Color, FontStyle, RGBColor, TextStyle, BLACK, TRANSPARENT,
 
 use crate::font::{ensure_fonts, FAMILY};
 use crate::render::{blank, draw_on, fit_text};
-use crate::write::{write_atomic, write_png};
 use crate::VizError;
 
 /// Width of the curves picture, in pixels.
@@ -112,8 +111,8 @@ pub fn curves_svg(c: &Curves) -> Result<String, VizError> {
 pub fn write_curves(c: &Curves, png: &Path, svg: &Path) -> Result<(), VizError> {
     let image = curves_png(c)?;
     let text = curves_svg(c)?;
-    write_png(&image, png)?;
-    write_atomic(svg, text.as_bytes())
+    lenet_io::write_png(png, &image)?;
+    Ok(lenet_io::write_atomic(svg, text.as_bytes())?)
 }
 
 /// What distinguishes the three panels.

@@ -1,30 +1,13 @@
 //! The one error type of this crate.
 
 use std::fmt::Display;
-use std::path::PathBuf;
 
 /// Everything that can go wrong while drawing or writing a picture.
 #[derive(Debug, thiserror::Error)]
 pub enum VizError {
-    /// Writing, syncing or renaming a file failed; `path` is the file that was being written.
-    #[error("cannot write {}: {source}", path.display())]
-    Io {
-        /// The file at fault (the final destination, not the temporary file).
-        path: PathBuf,
-        /// The underlying IO error.
-        source: std::io::Error,
-    },
-    /// The directory that should hold `path` does not exist (it is never created implicitly).
-    #[error("cannot write {}: directory {} does not exist", path.display(), dir.display())]
-    MissingDirectory {
-        /// The file that was to be written.
-        path: PathBuf,
-        /// Its parent directory, which is missing.
-        dir: PathBuf,
-    },
-    /// The picture could not be encoded as PNG.
-    #[error("cannot encode PNG: {0}")]
-    Encode(#[from] image::ImageError),
+    /// The picture could not be written (see `lenet_io`).
+    #[error(transparent)]
+    Write(#[from] lenet_io::WriteError),
     /// The font could not be registered or a drawing operation of plotters failed.
     #[error("drawing failed: {0}")]
     Draw(String),

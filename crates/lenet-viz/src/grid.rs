@@ -28,7 +28,6 @@ use plotters::style::{IntoFont, TextStyle, BLACK};
 
 use crate::font::FAMILY;
 use crate::render::{blank, draw_on, fit_text};
-use crate::write::write_png;
 use crate::VizError;
 
 /// Outer margin around the whole grid, in pixels.
@@ -383,5 +382,5 @@ fn to_i32(v: impl TryInto<i32>) -> i32 {
 
 /// Draws the grid ([`grid_png`]) and writes it atomically as PNG to `path`.
 pub fn write_grid(g: &Grid, path: &std::path::Path) -> Result<(), VizError> {
-    write_png(&grid_png(g)?, path)
+    Ok(lenet_io::write_png(path, &grid_png(g)?)?)
 }

@@ -8,8 +8,7 @@
 //!
 //! Text is drawn with DejaVu Sans embedded in the binary, so pictures are identical on every
 //! machine and need no system fonts. Rendering is deterministic: the same input gives the same
-//! bytes. Files are written atomically (see [`write_atomic`]) and never into a directory that
-//! does not exist.
+//! bytes. Files are written with `lenet_io`: atomically, missing parent directories created.
 //!
 //! ```
 //! use lenet_viz::{grid_png, grid_size, Grid, Scale, Tile};
@@ -32,10 +31,9 @@ mod error;
 mod font;
 pub mod grid;
 mod render;
-mod write;
 
 pub use confusion::{confusion_png, confusion_size, write_confusion};
 pub use curves::{curves_png, curves_svg, write_curves, Curves, Series};
 pub use error::VizError;
 pub use grid::{grid_png, grid_size, tile_origin, write_grid, Grid, Scale, Tile};
-pub use write::{png_bytes, write_atomic, write_png};
+pub use lenet_io::png_bytes;

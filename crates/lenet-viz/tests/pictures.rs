@@ -434,11 +434,18 @@ fn grid_errors_name_the_tile() {
 }
 
 #[test]
-fn writers_refuse_a_missing_directory_naming_the_path() {
+fn writers_create_missing_directories_and_name_the_path_on_failure() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("no-such-dir");
-    let png = missing.join("curves.png");
-    let err = write_curves(&sample_curves(2), &png, &missing.join("curves.svg")).unwrap_err();
+    // The workspace's one rule (lenet_io): missing parent directories are created.
+    let fresh = dir.path().join("new/dir");
+    let png = fresh.join("curves.png");
+    write_curves(&sample_curves(2), &png, &fresh.join("curves.svg")).unwrap();
+    assert!(png.is_file() && fresh.join("curves.svg").is_file());
+    // A parent that cannot be a directory (a file is in the way): an error naming the file.
+    let blocked = dir.path().join("plain-file");
+    std::fs::write(&blocked, b"x").unwrap();
+    let png = blocked.join("curves.png");
+    let err = write_curves(&sample_curves(2), &png, &blocked.join("curves.svg")).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.starts_with(&format!("cannot write {}", png.display())),
@@ -451,10 +458,9 @@ fn writers_refuse_a_missing_directory_naming_the_path() {
         zoom: 1,
         scale: Scale::PerTile,
     };
-    let path = missing.join("grid.png");
+    let path = blocked.join("grid.png");
     let err = write_grid(&g, &path).unwrap_err();
     assert!(err.to_string().contains(&path.display().to_string()));
-    assert!(!missing.exists());
 }
 
 #[test]

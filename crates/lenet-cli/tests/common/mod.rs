@@ -7,11 +7,11 @@ use std::process::{Command, Output};
 /// The real datasets (`LENET_DATA_DIR`, else `../shared/data` beside the project). When they are
 /// missing, tests fail under CI and are skipped (with a notice) elsewhere.
 pub fn data_root() -> Option<PathBuf> {
-    let root = lenet_train::data::testing::real_data_root();
+    let root = lenet_data::testing::real_data_root();
     if root.join("mnist/train-images-idx3-ubyte.gz").exists() {
         return Some(root);
     }
-    lenet_train::data::testing::unavailable(&format!(
+    lenet_data::testing::unavailable(&format!(
         "the MNIST files are not under {}; set LENET_DATA_DIR",
         root.display()
     ));

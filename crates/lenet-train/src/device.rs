@@ -1,10 +1,11 @@
 //! Choosing the device from the config: `[backend] kind = "flex" | "ndarray" | "wgpu" | "cuda" |
-//! "auto"`.
+//! "auto"`, once per command; the [`Selected`] device is then passed down.
 //!
 //! Burn 0.22 picks the backend at run time from the `Device`. Its `Device::default()` prefers a
 //! GPU backend whenever one is compiled in, so lenet never relies on it: every device is built
-//! from the config, and `BURN_DEVICE` is pinned to the same backend for the places where Burn
-//! itself falls back to the default device (e.g. loading optimizer state on resume).
+//! from the config. (Burn itself falls back to the default device in one place, when it loads
+//! optimizer state on resume; the `lenet` binary pins `BURN_DEVICE` at start-up for that, since
+//! changing the environment is a process-wide effect that a library must not have.)
 //!
 //! Before a wgpu device is made, lenet asks wgpu itself which adapters the machine has (on
 //! Vulkan, DirectX 12 or Metal). Burn would otherwise fall back to OpenGL, or panic deep inside
@@ -13,17 +14,12 @@
 use burn::tensor::Device;
 use serde::Serialize;
 
-/// A backend that cannot be used as asked.
+use crate::config::{BackendConfig, BackendKind};
+
+/// A backend that cannot be used as asked. Every variant is about the user's setting or
+/// machine, so the command line exits with 2.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    /// Not a backend name.
-    #[error("unknown backend `{name}`; available in this build: {available}, or `auto`")]
-    Unknown {
-        /// What was asked for.
-        name: String,
-        /// What this binary has.
-        available: String,
-    },
     /// A real backend, but this binary was built without it.
     #[error("backend `{name}` is not compiled into this binary (rebuild with `--features {name}`); available: {available}")]
     NotCompiled {
@@ -57,21 +53,31 @@ pub enum BackendError {
     },
 }
 
-/// The backends compiled into this binary, CPU first.
-pub fn compiled_backends() -> Vec<&'static str> {
-    let mut v = vec!["flex", "ndarray"];
+impl BackendError {
+    /// Always true: the setting or the machine is at fault, not the work (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        true
+    }
+}
+
+/// The backends compiled into this binary, CPU first (`auto` is not one).
+pub fn compiled_backends() -> Vec<BackendKind> {
+    let mut v = vec![BackendKind::Flex, BackendKind::Ndarray];
     if cfg!(feature = "wgpu") {
-        v.push("wgpu");
+        v.push(BackendKind::Wgpu);
     }
     if cfg!(feature = "cuda") {
-        v.push("cuda");
+        v.push(BackendKind::Cuda);
     }
     v
 }
 
-/// Whether `kind` runs on the CPU (deterministic, no GPU runtime to start).
-pub fn is_cpu(kind: &str) -> bool {
-    matches!(kind, "flex" | "ndarray")
+fn available() -> String {
+    compiled_backends()
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A wgpu adapter: one graphics device as wgpu reports it.
@@ -101,9 +107,10 @@ impl std::fmt::Display for Adapter {
 }
 
 /// The device a config chose, and a line saying what it is.
+#[derive(Debug, Clone)]
 pub struct Selected {
-    /// The backend actually used (`auto` resolved): `flex`, `ndarray`, `wgpu` or `cuda`.
-    pub kind: &'static str,
+    /// The backend actually used (`auto` resolved, so never `Auto`).
+    pub kind: BackendKind,
     /// The devices to train on: one, or several for data-parallel training.
     pub devices: Vec<Device>,
     /// For people: `flex (CPU, 2 threads)`, `wgpu: NVIDIA H200 (discrete GPU, Vulkan)`.
@@ -161,54 +168,54 @@ pub fn cpu_model() -> String {
 }
 
 /// The backend `auto` resolves to on this machine, and why.
-pub fn auto_choice() -> (&'static str, String) {
-    let adapters = wgpu_adapters();
-    match adapters.iter().find(|a| !a.software) {
+pub fn auto_choice() -> (BackendKind, String) {
+    auto_choice_among(&wgpu_adapters(), cfg!(feature = "wgpu"))
+}
+
+/// `auto` among these adapters: a real GPU through wgpu, else flex (a software Vulkan device is
+/// slower than flex, so it is never chosen).
+fn auto_choice_among(adapters: &[Adapter], wgpu_compiled: bool) -> (BackendKind, String) {
+    match default_adapter(adapters) {
+        Some(best) if !best.software => (BackendKind::Wgpu, format!("a GPU is present: {best}")),
         Some(_) => (
-            "wgpu",
-            format!(
-                "a GPU is present: {}",
-                default_adapter(&adapters)
-                    .map(|a| a.to_string())
-                    .unwrap_or_default()
-            ),
-        ),
-        None if cfg!(feature = "wgpu") && !adapters.is_empty() => (
-            "flex",
+            BackendKind::Flex,
             "wgpu sees only software devices, which are slower than flex".to_string(),
         ),
-        None if cfg!(feature = "wgpu") => ("flex", "no GPU adapter found".to_string()),
-        None => ("flex", "this binary has no GPU backend".to_string()),
+        None if wgpu_compiled => (BackendKind::Flex, "no GPU adapter found".to_string()),
+        None => (
+            BackendKind::Flex,
+            "this binary has no GPU backend".to_string(),
+        ),
     }
 }
 
-/// The device(s) for `kind`: `index` picks a GPU (`None`: the best one), `devices` asks for
-/// data-parallel training on several. `BURN_DEVICE` is pinned to the backend chosen.
-pub fn select(
-    kind: &str,
+/// The device(s) a `[backend]` table asks for: `device` picks a GPU (unset: the best one),
+/// `devices` asks for data-parallel training on several.
+pub fn select(backend: &BackendConfig) -> Result<Selected, BackendError> {
+    select_devices(backend.kind, backend.device, &backend.devices)
+}
+
+/// One device of `kind` (`index` picks a GPU, `None`: the best one): what evaluation and
+/// prediction run on.
+pub fn select_one(kind: BackendKind, index: Option<usize>) -> Result<Selected, BackendError> {
+    select_devices(kind, index, &[])
+}
+
+fn select_devices(
+    kind: BackendKind,
     index: Option<usize>,
     devices: &[usize],
 ) -> Result<Selected, BackendError> {
-    let available = compiled_backends().join(", ");
-    let (kind, why): (&'static str, Option<String>) = match kind {
-        "auto" => {
+    let (kind, why) = match kind {
+        BackendKind::Auto => {
             let (k, why) = auto_choice();
             (k, Some(why))
         }
-        "flex" => ("flex", None),
-        "ndarray" => ("ndarray", None),
-        "wgpu" if cfg!(feature = "wgpu") => ("wgpu", None),
-        "cuda" if cfg!(feature = "cuda") => ("cuda", None),
-        "wgpu" | "cuda" => {
+        k if compiled_backends().contains(&k) => (k, None),
+        k => {
             return Err(BackendError::NotCompiled {
-                name: kind.to_string(),
-                available,
-            })
-        }
-        _ => {
-            return Err(BackendError::Unknown {
-                name: kind.to_string(),
-                available,
+                name: k.to_string(),
+                available: available(),
             })
         }
     };
@@ -217,7 +224,7 @@ pub fn select(
     } else {
         devices.iter().map(|&d| Some(d)).collect()
     };
-    if is_cpu(kind) && devices.iter().any(|&d| d != 0) {
+    if kind.is_cpu() && devices.iter().any(|&d| d != 0) {
         return Err(BackendError::NotMultiDevice {
             kind: kind.to_string(),
             devices: devices.to_vec(),
@@ -238,8 +245,6 @@ pub fn select(
     if let Some(why) = why {
         description = format!("{description} (auto: {why})");
     }
-    // SAFETY-free in edition 2021; done before any worker thread reads the environment.
-    std::env::set_var("BURN_DEVICE", kind);
     Ok(Selected {
         kind,
         devices: made,
@@ -247,27 +252,27 @@ pub fn select(
     })
 }
 
-fn one_device(kind: &'static str, index: Option<usize>) -> Result<(Device, String), BackendError> {
+fn one_device(kind: BackendKind, index: Option<usize>) -> Result<(Device, String), BackendError> {
     match kind {
-        "flex" => Ok((
+        BackendKind::Flex => Ok((
             Device::flex(),
             format!("flex (CPU, {} threads)", cpu_threads()),
         )),
         #[allow(deprecated)]
-        "ndarray" => Ok((
+        BackendKind::Ndarray => Ok((
             Device::ndarray(),
             format!("ndarray (CPU, {} threads)", cpu_threads()),
         )),
         #[cfg(feature = "wgpu")]
-        "wgpu" => wgpu_device(index),
+        BackendKind::Wgpu => wgpu_device(index),
         #[cfg(feature = "cuda")]
-        "cuda" => {
+        BackendKind::Cuda => {
             let i = index.unwrap_or(0);
             Ok((Device::cuda(i), format!("cuda device {i}")))
         }
         _ => Err(BackendError::NotCompiled {
             name: kind.to_string(),
-            available: compiled_backends().join(", "),
+            available: available(),
         }),
     }
 }
@@ -275,7 +280,6 @@ fn one_device(kind: &'static str, index: Option<usize>) -> Result<(Device, Strin
 #[cfg(feature = "wgpu")]
 fn wgpu_device(index: Option<usize>) -> Result<(Device, String), BackendError> {
     use burn::tensor::DeviceKind;
-    probe::quiet_mesa();
     let adapters = wgpu_adapters();
     let Some(best) = default_adapter(&adapters) else {
         return Err(BackendError::NoAdapter);
@@ -320,11 +324,6 @@ fn wgpu_device(index: Option<usize>) -> Result<(Device, String), BackendError> {
     Ok((Device::wgpu(kind), format!("wgpu: {adapter}")))
 }
 
-/// The one device for `kind` (GPU `index`, `None`: the best), with `BURN_DEVICE` pinned to it.
-pub fn device_for(kind: &str, index: Option<usize>) -> Result<Device, BackendError> {
-    Ok(select(kind, index, &[])?.device().clone())
-}
-
 #[cfg(feature = "wgpu")]
 mod probe {
     use super::Adapter;
@@ -360,31 +359,9 @@ mod probe {
         }
     }
 
-    /// Mesa's Vulkan driver prints `error: XDG_RUNTIME_DIR is invalid or not set` when the
-    /// variable is missing (containers, CI). Point it at a private directory of ours, so the
-    /// output stays clean; a valid directory that is set already is left alone.
-    pub(super) fn quiet_mesa() {
-        let ok = std::env::var_os("XDG_RUNTIME_DIR")
-            .map(std::path::PathBuf::from)
-            .is_some_and(|p| p.is_absolute() && p.is_dir());
-        if ok {
-            return;
-        }
-        let dir = std::env::temp_dir().join(format!("lenet-runtime-{}", std::process::id()));
-        if std::fs::create_dir_all(&dir).is_ok() {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-            }
-            std::env::set_var("XDG_RUNTIME_DIR", &dir);
-        }
-    }
-
     /// What wgpu sees, API by API like Burn: the first API with a GPU, else the first with
     /// anything. A panic inside a driver becomes "no adapter".
     pub(super) fn adapters() -> Vec<Adapter> {
-        quiet_mesa();
         let found = std::panic::catch_unwind(|| {
             let mut software_only = None;
             for api in apis() {
@@ -437,26 +414,39 @@ mod probe {
 mod tests {
     use super::*;
 
+    fn flex(devices: &[usize]) -> BackendConfig {
+        BackendConfig {
+            kind: BackendKind::Flex,
+            device: None,
+            devices: devices.to_vec(),
+        }
+    }
+
     #[test]
-    fn unknown_and_cpu_multi_device_errors_say_what_to_do() {
-        let e = select("tpu", None, &[]).err().unwrap().to_string();
-        assert!(e.contains("unknown backend `tpu`"), "{e}");
-        assert!(e.contains("flex, ndarray"), "{e}");
-        let e = select("flex", None, &[0, 1]).err().unwrap().to_string();
+    fn cpu_multi_device_errors_say_what_to_do() {
+        let e = select(&flex(&[0, 1])).err().unwrap().to_string();
         assert!(e.contains("backend.devices = [0, 1]"), "{e}");
         assert!(e.contains("single device"), "{e}");
+        if !cfg!(feature = "cuda") {
+            let e = select_one(BackendKind::Cuda, None)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains("not compiled into this binary"), "{e}");
+            assert!(e.contains("--features cuda"), "{e}");
+        }
     }
 
     #[test]
     fn cpu_backends_describe_themselves() {
-        let s = select("flex", None, &[]).unwrap();
-        assert_eq!(s.kind, "flex");
+        let s = select(&flex(&[])).unwrap();
+        assert_eq!(s.kind, BackendKind::Flex);
         assert!(
             s.description.starts_with("flex (CPU, "),
             "{}",
             s.description
         );
-        let s = select("flex", None, &[0, 0]).unwrap();
+        let s = select(&flex(&[0, 0])).unwrap();
         assert_eq!(s.devices.len(), 2);
         assert!(
             s.description.starts_with("2 devices: flex"),
@@ -465,19 +455,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn auto_never_picks_a_software_gpu() {
-        let (kind, why) = auto_choice();
-        let gpu = wgpu_adapters().iter().any(|a| !a.software);
-        assert_eq!(kind, if gpu { "wgpu" } else { "flex" }, "{why}");
-        let s = select("auto", None, &[]).unwrap();
-        assert_eq!(s.kind, kind);
-        assert!(s.description.contains("(auto: "), "{}", s.description);
-    }
-
-    #[test]
-    fn default_adapter_prefers_real_gpus() {
-        let a = |index, kind: &str| Adapter {
+    fn adapter(index: usize, kind: &str) -> Adapter {
+        Adapter {
             index,
             name: format!("a{index}"),
             kind: kind.into(),
@@ -485,14 +464,35 @@ mod tests {
             driver: String::new(),
             software: kind.starts_with("CPU"),
             rank: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn default_adapter_prefers_real_gpus() {
         let list = vec![
-            a(0, "CPU (software)"),
-            a(1, "integrated GPU"),
-            a(2, "discrete GPU"),
+            adapter(0, "CPU (software)"),
+            adapter(1, "integrated GPU"),
+            adapter(2, "discrete GPU"),
         ];
         assert_eq!(default_adapter(&list).unwrap().index, 2);
         assert_eq!(default_adapter(&list[..1]).unwrap().index, 0);
         assert!(default_adapter(&[]).is_none());
+    }
+
+    #[test]
+    fn auto_takes_a_real_gpu_and_never_a_software_one() {
+        let software = [adapter(0, "CPU (software)")];
+        let (kind, why) = auto_choice_among(&software, true);
+        assert_eq!(kind, BackendKind::Flex);
+        assert!(why.contains("only software devices"), "{why}");
+        let mixed = [adapter(0, "CPU (software)"), adapter(1, "discrete GPU")];
+        let (kind, why) = auto_choice_among(&mixed, true);
+        assert_eq!(kind, BackendKind::Wgpu);
+        assert!(why.contains("a1 (discrete GPU, Vulkan)"), "{why}");
+        assert_eq!(
+            auto_choice_among(&[], true),
+            (BackendKind::Flex, "no GPU adapter found".to_string())
+        );
+        assert_eq!(auto_choice_among(&[], false).0, BackendKind::Flex);
     }
 }

@@ -18,6 +18,9 @@ use burn::train::renderer::{
 };
 use burn::train::{Interrupter, LearnerSummary};
 
+use crate::data::Subset;
+use crate::run::metrics::MetricRow;
+
 /// The values of one split in one epoch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SplitRecord {
@@ -32,12 +35,65 @@ pub struct SplitRecord {
 /// Per-epoch records, shared between the renderer (inside Burn's training loop) and the caller.
 #[derive(Debug, Default)]
 pub struct History {
-    /// `(epoch, "train" | "valid")` → values.
-    pub epochs: BTreeMap<(usize, String), SplitRecord>,
+    /// `(epoch, train | valid)` → values.
+    pub epochs: BTreeMap<(usize, Subset), SplitRecord>,
     /// Set when a batch's loss was NaN or infinite: `(epoch, batch, value)`.
     pub non_finite: Option<(usize, usize, f64)>,
     /// The last training batch processed: `(epoch, batch)`.
     pub last_train_batch: Option<(usize, usize)>,
+}
+
+impl History {
+    /// The `metrics.csv` rows of the epochs recorded: Burn's metrics under lenet's column names,
+    /// with each split's throughput and time.
+    pub fn rows(&self) -> Vec<MetricRow> {
+        self.epochs
+            .iter()
+            .filter(|(_, r)| !r.metrics.is_empty())
+            .map(|((epoch, split), r)| {
+                let mut values: BTreeMap<String, f64> =
+                    r.metrics.iter().map(|(k, v)| (column(k), *v)).collect();
+                values.insert(
+                    "images_per_second".into(),
+                    r.items as f64 / r.seconds.max(1e-9),
+                );
+                values.insert("seconds".into(), r.seconds);
+                MetricRow {
+                    epoch: *epoch,
+                    split: *split,
+                    values,
+                }
+            })
+            .collect()
+    }
+
+    /// Training images and seconds over the recorded epochs.
+    pub fn training_throughput(&self) -> (usize, f64) {
+        self.epochs
+            .iter()
+            .filter(|((_, s), _)| *s == Subset::Train)
+            .fold((0, 0.0), |(n, t), (_, r)| (n + r.items, t + r.seconds))
+    }
+}
+
+/// Burn's metric name as a CSV column: `Learning Rate` → `learning_rate`, and its top-k accuracy
+/// (`Top-K Accuracy @ TopK(5)`) → `top_5_accuracy`.
+fn column(name: &str) -> String {
+    if let Some(k) = name
+        .strip_prefix("Top-K Accuracy @ TopK(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        return format!("top_{k}_accuracy");
+    }
+    let mut out = String::new();
+    for ch in name.chars() {
+        if ch.is_ascii_alphanumeric() {
+            out.push(ch.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
 }
 
 /// How progress is shown.
@@ -58,7 +114,7 @@ pub struct Progress {
     names: HashMap<MetricId, String>,
     total_epochs: usize,
     epoch: usize,
-    split: String,
+    split: Subset,
     split_items: usize,
     split_start: Instant,
     processed: usize,
@@ -83,7 +139,7 @@ impl Progress {
             names: HashMap::new(),
             total_epochs: 0,
             epoch: 1,
-            split: String::new(),
+            split: Subset::Train,
             split_items: 0,
             split_start: Instant::now(),
             processed: 0,
@@ -116,7 +172,7 @@ impl Progress {
                 let v = v * scale;
                 if let Ok(mut h) = self.history.lock() {
                     h.epochs
-                        .entry((self.epoch, self.split.clone()))
+                        .entry((self.epoch, self.split))
                         .or_default()
                         .metrics
                         .insert(name, v);
@@ -163,7 +219,7 @@ impl Progress {
             "epoch {}/{} {:<5} {:>6}/{} images  loss {:.4}  acc {:.2}%  {:.0} img/s  ETA {}",
             self.epoch,
             self.total_epochs,
-            self.split,
+            self.split.name(),
             self.processed,
             self.split_items,
             mean(self.running_loss),
@@ -239,13 +295,13 @@ impl TrainingProgressLogger for Progress {
         if matches!(self.display, Display::Lines) {
             let h = self.history.lock().ok();
             if let Some(h) = h {
-                let get = |split: &str, m: &str| {
+                let get = |split: Subset, m: &str| {
                     h.epochs
-                        .get(&(self.epoch, split.to_string()))
+                        .get(&(self.epoch, split))
                         .and_then(|r| r.metrics.get(m).copied())
                         .unwrap_or(f64::NAN)
                 };
-                let train = h.epochs.get(&(self.epoch, "train".to_string()));
+                let train = h.epochs.get(&(self.epoch, Subset::Train));
                 let rate = train
                     .map(|t| t.items as f64 / t.seconds.max(1e-9))
                     .unwrap_or(f64::NAN);
@@ -253,10 +309,10 @@ impl TrainingProgressLogger for Progress {
                     "epoch {}/{} done: train loss {:.4} acc {:.2}% | valid loss {:.4} acc {:.2}% | {:.0} img/s, {:.1} s",
                     self.epoch,
                     self.total_epochs,
-                    get("train", "Loss"),
-                    100.0 * get("train", "Accuracy"),
-                    get("valid", "Loss"),
-                    100.0 * get("valid", "Accuracy"),
+                    get(Subset::Train, "Loss"),
+                    100.0 * get(Subset::Train, "Accuracy"),
+                    get(Subset::Valid, "Loss"),
+                    100.0 * get(Subset::Valid, "Accuracy"),
                     rate,
                     train.map(|t| t.seconds).unwrap_or(f64::NAN)
                 );
@@ -274,7 +330,12 @@ impl TrainingProgressLogger for Progress {
     }
 
     fn start_split(&mut self, split: &str, total_items: usize) {
-        self.split = split.to_lowercase();
+        // Burn names its splits `Train` and `Valid`.
+        self.split = if split.eq_ignore_ascii_case("train") {
+            Subset::Train
+        } else {
+            Subset::Valid
+        };
         self.split_items = total_items;
         self.split_start = Instant::now();
         self.last_line = Instant::now();
@@ -290,7 +351,7 @@ impl TrainingProgressLogger for Progress {
     fn update_split(&mut self, items_processed: usize) {
         self.processed = items_processed;
         self.batches += 1;
-        if self.split == "train" {
+        if self.split == Subset::Train {
             if let Ok(mut h) = self.history.lock() {
                 h.last_train_batch = Some((self.epoch, self.batches));
             }
@@ -304,10 +365,7 @@ impl TrainingProgressLogger for Progress {
     fn end_split(&mut self) {
         let seconds = self.split_start.elapsed().as_secs_f64();
         if let Ok(mut h) = self.history.lock() {
-            let rec = h
-                .epochs
-                .entry((self.epoch, self.split.clone()))
-                .or_default();
+            let rec = h.epochs.entry((self.epoch, self.split)).or_default();
             rec.items = self.processed;
             rec.seconds = seconds;
         }

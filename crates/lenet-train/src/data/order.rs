@@ -1,5 +1,5 @@
-//! Which images an epoch sees, in which order, with which distortion: a Burn dataset of
-//! [`ImageItem`]s over part of the in-memory data.
+//! Step 3 of the data pipeline: which images an epoch sees, in which order, with which
+//! distortion: a Burn dataset of [`ImageItem`]s over one part of the in-memory data.
 //!
 //! Shuffling and augmentation seeds are derived from the run's seed and the epoch, so they do not
 //! depend on Burn's loader state: an epoch sees the same order and the same distortions in every
@@ -16,10 +16,10 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::batcher::ImageItem;
+use crate::data::batcher::ImageItem;
 
-/// A subset of a dataset's items.
-pub struct Subset {
+/// The items of one part of a dataset (training, validation or test images), epoch by epoch.
+pub struct EpochOrder {
     indices: Vec<usize>,
     shuffle: Option<u64>,
     augment: Option<u64>,
@@ -35,7 +35,7 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-impl Subset {
+impl EpochOrder {
     /// The items `indices` in this order, undistorted (validation, test).
     pub fn plain(indices: Vec<usize>) -> Self {
         Self::new(indices, None, None, 0)
@@ -57,7 +57,7 @@ impl Subset {
             .iter()
             .map(|_| AtomicU32::new(first_epoch))
             .collect();
-        Subset {
+        EpochOrder {
             indices,
             shuffle,
             augment,
@@ -86,11 +86,11 @@ impl Subset {
     }
 }
 
-impl BurnDataset<ImageItem> for Subset {
+impl BurnDataset<ImageItem> for EpochOrder {
     fn get(&self, i: usize) -> Result<ImageItem, DatasetError> {
         let draw = self.draws.get(i).ok_or_else(|| {
             DatasetError::new(std::io::Error::other(format!(
-                "item {i} of a subset of {}",
+                "item {i} of a part of {} images",
                 self.indices.len()
             )))
         })?;
@@ -121,13 +121,13 @@ impl BurnDataset<ImageItem> for Subset {
 mod tests {
     use super::*;
 
-    fn epoch(s: &Subset) -> Vec<ImageItem> {
+    fn epoch(s: &EpochOrder) -> Vec<ImageItem> {
         (0..s.len()).map(|i| s.get(i).unwrap()).collect()
     }
 
     #[test]
     fn plain_keeps_order_and_never_augments() {
-        let s = Subset::plain(vec![5, 3, 9]);
+        let s = EpochOrder::plain(vec![5, 3, 9]);
         assert_eq!(epoch(&s), epoch(&s));
         assert_eq!(
             epoch(&s).iter().map(|i| i.index).collect::<Vec<_>>(),
@@ -140,8 +140,8 @@ mod tests {
     #[test]
     fn same_seed_same_epochs_and_each_epoch_a_permutation() {
         let idx: Vec<usize> = (0..100).collect();
-        let a = Subset::training(idx.clone(), 7, true, 0);
-        let b = Subset::training(idx.clone(), 7, true, 0);
+        let a = EpochOrder::training(idx.clone(), 7, true, 0);
+        let b = EpochOrder::training(idx.clone(), 7, true, 0);
         let (a1, a2) = (epoch(&a), epoch(&a));
         // b fetched backwards: same items per position anyway.
         let mut b1: Vec<ImageItem> = (0..100).rev().map(|i| b.get(i).unwrap()).collect();
@@ -151,21 +151,21 @@ mod tests {
         let mut sorted: Vec<usize> = a2.iter().map(|i| i.index).collect();
         sorted.sort();
         assert_eq!(sorted, idx);
-        let other = Subset::training(idx.clone(), 8, true, 0);
+        let other = EpochOrder::training(idx.clone(), 8, true, 0);
         assert_ne!(epoch(&other), a1, "another seed, another order");
         // Resuming at epoch 1 gives epoch 1's items.
-        let resumed = Subset::training(idx, 7, true, 1);
+        let resumed = EpochOrder::training(idx, 7, true, 1);
         assert_eq!(epoch(&resumed), a2);
     }
 
     #[test]
     fn augmentation_seed_follows_image_and_epoch() {
-        let s = Subset::training(vec![4, 4], 1, true, 0);
+        let s = EpochOrder::training(vec![4, 4], 1, true, 0);
         let e = epoch(&s);
         assert_eq!(e[0], e[1]);
         assert!(e[0].augment_seed.is_some());
         assert_ne!(epoch(&s)[0].augment_seed, e[0].augment_seed);
-        assert!(epoch(&Subset::training(vec![4], 1, false, 0))[0]
+        assert!(epoch(&EpochOrder::training(vec![4], 1, false, 0))[0]
             .augment_seed
             .is_none());
     }

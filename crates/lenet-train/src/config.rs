@@ -1,15 +1,18 @@
 //! The run configuration: one TOML file with `[model]`, `[data]`, `[training]` and `[backend]`.
 //!
 //! Plain serde structs with defaults and `deny_unknown_fields` (Burn's `Config` derive would make
-//! every field required). Command-line overrides (`--set training.optimizer.lr=0.01`) are applied
-//! to the TOML table before it is read, so they are checked exactly like the file.
+//! every field required); every closed set (dataset, backend, optimizer, schedule, final model)
+//! is an enum. Command-line overrides (`--set training.optimizer.lr=0.01`) are applied to the
+//! TOML table before it is read, so they are checked exactly like the file. The full format is
+//! in `docs/configs.md`.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
+use lenet_data::{AugmentConfig, DatasetKind, Holdout};
 use lenet_model::ModelConfig;
 use serde::{Deserialize, Serialize};
-
-use crate::data::{AugmentConfig, Holdout};
 
 /// Errors in a run configuration; each names the file and the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,16 @@ pub enum ConfigError {
     /// An override given on the command line is malformed.
     #[error("bad override `{0}`: expected KEY=VALUE, e.g. training.optimizer.lr=0.01")]
     Override(String),
+    /// The config could not be written as TOML.
+    #[error("cannot write the config as TOML: {0}")]
+    Serialize(String),
+}
+
+impl ConfigError {
+    /// Whether the user's config or flags are at fault (exit code 2), rather than a failure.
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, ConfigError::Serialize(_))
+    }
 }
 
 /// A whole run: what to train, on what, how, and where.
@@ -56,8 +69,8 @@ pub struct RunConfig {
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// `mnist`, `fashion-mnist` or `custom` (then `[data.custom]` gives the files).
-    #[serde(default = "default_dataset")]
-    pub dataset: String,
+    #[serde(default)]
+    pub dataset: DatasetName,
     /// Training images held out for validation: a count (`5000`) or a fraction (`0.1`).
     #[serde(default)]
     pub validation: Holdout,
@@ -72,8 +85,53 @@ pub struct DataConfig {
     pub custom: Option<CustomData>,
 }
 
-fn default_dataset() -> String {
-    "mnist".into()
+/// `data.dataset`: a built-in dataset, or `custom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    /// MNIST handwritten digits.
+    #[default]
+    Mnist,
+    /// Fashion-MNIST clothing images.
+    FashionMnist,
+    /// The IDX files of `[data.custom]`.
+    Custom,
+}
+
+const NO_CUSTOM_TABLE: &str = "data.custom: dataset = \"custom\" needs a [data.custom] table with the four IDX files and class_names";
+
+/// Where the images of a validated `[data]` table come from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DataSource<'a> {
+    /// A built-in dataset under the data root.
+    BuiltIn(DatasetKind),
+    /// The user's own IDX files.
+    Custom(&'a CustomData),
+}
+
+impl DataConfig {
+    /// The dataset this table names (a config read by [`RunConfig::parse`] has `[data.custom]`
+    /// exactly when `dataset = "custom"`).
+    pub fn source(&self) -> Result<DataSource<'_>, ConfigError> {
+        match (self.dataset, &self.custom) {
+            (DatasetName::Mnist, _) => Ok(DataSource::BuiltIn(DatasetKind::Mnist)),
+            (DatasetName::FashionMnist, _) => Ok(DataSource::BuiltIn(DatasetKind::FashionMnist)),
+            (DatasetName::Custom, Some(c)) => Ok(DataSource::Custom(c)),
+            (DatasetName::Custom, None) => Err(ConfigError::Invalid {
+                origin: "[data]".into(),
+                message: NO_CUSTOM_TABLE.into(),
+            }),
+        }
+    }
+
+    /// The dataset's name: `mnist`, `fashion-mnist` or `custom`.
+    pub fn name(&self) -> &'static str {
+        match self.dataset {
+            DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion-mnist",
+            DatasetName::Custom => "custom",
+        }
+    }
 }
 
 /// `[data.custom]`: IDX files of your own.
@@ -286,8 +344,8 @@ pub enum FinalModel {
 pub struct BackendConfig {
     /// `flex` (CPU, default), `ndarray` (CPU), `wgpu` (GPU), `cuda` (NVIDIA) or `auto` (the
     /// best present: a GPU through wgpu, else flex).
-    #[serde(default = "default_backend")]
-    pub kind: String,
+    #[serde(default)]
+    pub kind: BackendKind,
     /// GPU index as listed by `lenet devices` (unset: the best GPU).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<usize>,
@@ -297,17 +355,86 @@ pub struct BackendConfig {
     pub devices: Vec<usize>,
 }
 
-fn default_backend() -> String {
-    "flex".into()
-}
-
 impl Default for BackendConfig {
     fn default() -> Self {
         BackendConfig {
-            kind: default_backend(),
+            kind: BackendKind::Flex,
             device: None,
             devices: Vec::new(),
         }
+    }
+}
+
+/// `backend.kind`: which Burn backend runs the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum BackendKind {
+    /// Burn's pure-Rust CPU backend (with lenet's kernels): the default.
+    #[default]
+    Flex,
+    /// Burn's older CPU backend (deprecated by Burn 0.22), kept as a reference.
+    Ndarray,
+    /// GPUs through Vulkan, Metal or DirectX 12.
+    Wgpu,
+    /// NVIDIA GPUs through CUDA (a build with `--features cuda`).
+    Cuda,
+    /// A real GPU through wgpu when there is one, else flex.
+    Auto,
+}
+
+impl BackendKind {
+    /// Every kind, in the order `lenet devices` lists them.
+    pub const ALL: [BackendKind; 5] = [
+        BackendKind::Flex,
+        BackendKind::Ndarray,
+        BackendKind::Wgpu,
+        BackendKind::Cuda,
+        BackendKind::Auto,
+    ];
+
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Flex => "flex",
+            BackendKind::Ndarray => "ndarray",
+            BackendKind::Wgpu => "wgpu",
+            BackendKind::Cuda => "cuda",
+            BackendKind::Auto => "auto",
+        }
+    }
+
+    /// Whether it runs on the CPU (deterministic, no GPU runtime to start).
+    pub fn is_cpu(self) -> bool {
+        matches!(self, BackendKind::Flex | BackendKind::Ndarray)
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        BackendKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown backend `{s}`; expected \"flex\", \"ndarray\", \"wgpu\", \"cuda\" or \"auto\""
+                )
+            })
+    }
+}
+
+impl TryFrom<String> for BackendKind {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 
@@ -325,7 +452,7 @@ struct Rest {
 
 fn default_data() -> DataConfig {
     DataConfig {
-        dataset: default_dataset(),
+        dataset: DatasetName::default(),
         validation: Holdout::default(),
         mirrors: Vec::new(),
         augment: AugmentConfig::default(),
@@ -451,15 +578,6 @@ impl RunConfig {
             ));
         }
         let b = &self.backend;
-        if !matches!(
-            b.kind.as_str(),
-            "flex" | "ndarray" | "wgpu" | "cuda" | "auto"
-        ) {
-            return Err(format!(
-                "backend.kind: unknown backend `{}`; expected \"flex\", \"ndarray\", \"wgpu\", \"cuda\" or \"auto\"",
-                b.kind
-            ));
-        }
         if b.device.is_some() && !b.devices.is_empty() {
             return Err(
                 "backend.device/devices: give one device or a list of devices, not both".into(),
@@ -471,42 +589,35 @@ impl RunConfig {
                 b.devices[0]
             ));
         }
-        match self.data.dataset.as_str() {
-            "mnist" | "fashion-mnist" => {
-                if self.data.custom.is_some() {
-                    return Err("data.custom: only with dataset = \"custom\"".into());
-                }
-            }
-            "custom" => match &self.data.custom {
-                None => return Err("data.custom: dataset = \"custom\" needs a [data.custom] table with the four IDX files and class_names".into()),
-                Some(c) if c.class_names.len() != self.model.num_classes => {
-                    return Err(format!(
-                        "data.custom.class_names: {} names but model.num_classes = {}",
-                        c.class_names.len(),
-                        self.model.num_classes
-                    ))
-                }
-                Some(c) if c.std.is_nan() || c.std <= 0.0 => return Err("data.custom.std: must be positive".into()),
-                Some(_) => {}
-            },
-            other => {
+        match (self.data.dataset, &self.data.custom) {
+            (DatasetName::Custom, None) => return Err(NO_CUSTOM_TABLE.into()),
+            (DatasetName::Custom, Some(c)) if c.class_names.len() != self.model.num_classes => {
                 return Err(format!(
-                    "data.dataset: unknown dataset `{other}`; expected \"mnist\", \"fashion-mnist\" or \"custom\""
+                    "data.custom.class_names: {} names but model.num_classes = {}",
+                    c.class_names.len(),
+                    self.model.num_classes
                 ))
             }
-        }
-        if self.data.dataset != "custom" && self.model.num_classes != 10 {
-            return Err(format!(
-                "model.num_classes: {} has 10 classes but the model has {}",
-                self.data.dataset, self.model.num_classes
-            ));
+            (DatasetName::Custom, Some(c)) if c.std.is_nan() || c.std <= 0.0 => {
+                return Err("data.custom.std: must be positive".into())
+            }
+            (DatasetName::Custom, Some(_)) => {}
+            (_, Some(_)) => return Err("data.custom: only with dataset = \"custom\"".into()),
+            (_, None) if self.model.num_classes != 10 => {
+                return Err(format!(
+                    "model.num_classes: {} has 10 classes but the model has {}",
+                    self.data.name(),
+                    self.model.num_classes
+                ))
+            }
+            (_, None) => {}
         }
         Ok(())
     }
 
     /// The resolved config as TOML (presets expanded, overrides applied), for the run directory.
-    pub fn to_toml_string(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_default()
+    pub fn to_toml_string(&self) -> Result<String, ConfigError> {
+        toml::to_string_pretty(self).map_err(|e| ConfigError::Serialize(e.to_string()))
     }
 }
 
@@ -561,7 +672,8 @@ mod tests {
         let c = RunConfig::parse(BASE, "run.toml", &[]).unwrap();
         assert_eq!(c.training.epochs, 10);
         assert_eq!(c.training.optimizer.kind, OptimizerKind::Adam);
-        assert_eq!(c.backend.kind, "flex");
+        assert_eq!(c.backend.kind, BackendKind::Flex);
+        assert_eq!(c.data.dataset, DatasetName::Mnist);
         assert_eq!(c.data.validation, Holdout::Count(5000));
         let o = [
             "training.optimizer.lr=0.01".to_string(),
@@ -570,10 +682,12 @@ mod tests {
         ];
         let c = RunConfig::parse(BASE, "run.toml", &o).unwrap();
         assert_eq!(c.training.optimizer.lr, 0.01);
-        assert_eq!(c.backend.kind, "ndarray");
+        assert_eq!(c.backend.kind, BackendKind::Ndarray);
         assert_eq!(c.training.epochs, 3);
         // The resolved config reads back to the same thing.
-        let back = RunConfig::parse(&c.to_toml_string(), "resolved.toml", &[]).unwrap();
+        let text = c.to_toml_string().unwrap();
+        assert!(text.contains("kind = \"ndarray\""), "{text}");
+        let back = RunConfig::parse(&text, "resolved.toml", &[]).unwrap();
         assert_eq!(back, c);
     }
 
@@ -599,6 +713,19 @@ mod tests {
         assert!(m.contains("only for kind = \"sgd\""), "{m}");
         let m = err(BASE, &["data.dataset=cifar"]);
         assert!(m.contains("data.dataset") && m.contains("cifar"), "{m}");
+        // One spelling per name: what the docs show.
+        let m = err(BASE, &["data.dataset=fashion"]);
+        assert!(
+            m.contains("data.dataset") && m.contains("fashion-mnist"),
+            "{m}"
+        );
+        let m = err(BASE, &["backend.kind=tpu"]);
+        assert!(m.contains("backend.kind: unknown backend `tpu`"), "{m}");
+        let m = err(BASE, &["model.num_classes=3"]);
+        assert!(
+            m.contains("model.num_classes") && m.contains("mnist"),
+            "{m}"
+        );
         let m = err("[training]\nepochs = 1\n", &[]);
         assert!(m.contains("[model]"), "{m}");
         let m = err(

@@ -1,4 +1,5 @@
-//! Turning dataset items into tensors: the Burn [`Batcher`] of images and labels.
+//! Step 4 of the data pipeline: turning items into tensors, the Burn [`Batcher`] of images and
+//! labels.
 //!
 //! Items are light (an index into the in-memory dataset and, for augmented training, a seed);
 //! the batcher writes all images of a batch into one buffer, padding them to the network's input
@@ -11,7 +12,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::{Augmenter, Dataset};
+use lenet_data::{Augmenter, Dataset};
 
 /// A batch: images `[batch, 1, height, width]`, normalised, and class indices `[batch]`.
 #[derive(Debug, Clone)]
@@ -160,7 +161,7 @@ impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{AugmentConfig, IdxImages};
+    use lenet_data::{AugmentConfig, IdxImages};
 
     fn tiny() -> Arc<Dataset> {
         // Two 2×3 images: 0..6 and 255s.

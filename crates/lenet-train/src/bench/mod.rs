@@ -1,0 +1,240 @@
+//! Throughput measurements for `lenet bench`, each the median (and spread) of 5 timed windows
+//! after a warm-up. Training steps go through the same classifier, optimizer and step as
+//! `lenet train` ([`crate::train::learner`]); only the data is random.
+//!
+//! * [`train_throughput`]: steady-state training steps on random images;
+//! * [`inference_throughput`]: forward passes without autodiff at batch 1000;
+//! * [`batcher_throughput`]: how many images per second the data pipeline turns into tensors;
+//! * [`epoch`]: one real epoch through [`crate::train()`], against the raw speed;
+//! * [`layers`]: a per-layer profile.
+
+pub mod layers;
+
+use std::time::Instant;
+
+use burn::tensor::{Device, Distribution, Int, Tensor};
+use lenet_model::Plan;
+use serde::Serialize;
+
+use crate::classifier::Classifier;
+use crate::config::RunConfig;
+use crate::data::{self, DataOptions, ImageBatch, ImageItem, SourceError};
+use crate::device::Selected;
+use crate::train::{learner, train, DisplayMode, TrainError, TrainOptions};
+
+/// One measurement: median and spread of the windows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// `train`, `inference` or `batcher`.
+    pub what: String,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Median over the windows.
+    pub images_per_second: f64,
+    /// Slowest window.
+    pub min: f64,
+    /// Fastest window.
+    pub max: f64,
+}
+
+/// The network cannot be measured on random images.
+#[derive(Debug, thiserror::Error)]
+#[error("lenet bench measures 2D image networks ([channels, height, width]); this model's input is {0:?}")]
+pub struct NotImages(pub Vec<usize>);
+
+fn measure(
+    what: &str,
+    batch_size: usize,
+    windows: usize,
+    mut window: impl FnMut() -> f64,
+) -> Measurement {
+    let mut rates: Vec<f64> = (0..windows).map(|_| window()).collect();
+    rates.sort_by(f64::total_cmp);
+    Measurement {
+        what: what.to_string(),
+        batch_size,
+        images_per_second: rates[rates.len() / 2],
+        min: rates[0],
+        max: rates[rates.len() - 1],
+    }
+}
+
+/// `[channels, height, width]` of a 2D network.
+fn image_shape(plan: &Plan) -> Result<[usize; 3], NotImages> {
+    match plan.input_shape()[..] {
+        [c, h, w] => Ok([c, h, w]),
+        _ => Err(NotImages(plan.input_shape())),
+    }
+}
+
+/// Random images in roughly the normalised range, and random labels.
+fn random_batch(plan: &Plan, shape: [usize; 3], bs: usize, device: &Device) -> ImageBatch {
+    let [c, h, w] = shape;
+    ImageBatch {
+        images: Tensor::random([bs, c, h, w], Distribution::Normal(0.0, 1.0), device),
+        targets: Tensor::<1, Int>::random(
+            [bs],
+            Distribution::Uniform(0.0, plan.num_classes as f64),
+            device,
+        ),
+    }
+}
+
+/// Training steps of the network of `config` on random data at batch `bs`, `steps` per window,
+/// with the config's optimizer at its learning rate.
+pub fn train_throughput(
+    config: &RunConfig,
+    plan: &Plan,
+    device: &Device,
+    bs: usize,
+    steps: usize,
+) -> Result<Measurement, NotImages> {
+    let shape = image_shape(plan)?;
+    let ad = device.clone().autodiff();
+    device.seed(0);
+    let mut model = Classifier {
+        net: plan.build(&ad),
+    };
+    let t = &config.training;
+    let mut optim = learner::optimizer(&t.optimizer, t.grad_clip_norm);
+    let lr = t.optimizer.lr;
+    let batches: Vec<ImageBatch> = (0..4).map(|_| random_batch(plan, shape, bs, &ad)).collect();
+    for batch in batches.iter().cycle().take(10) {
+        model = learner::step(model, &mut optim, lr, batch.clone()).0;
+    }
+    let steps = steps.max(1);
+    let mut slot = Some(model);
+    Ok(measure("train", bs, 5, || {
+        let start = Instant::now();
+        let mut m = slot.take().unwrap_or_else(|| Classifier {
+            net: plan.build(&ad),
+        });
+        for batch in batches.iter().cycle().take(steps) {
+            m = learner::step(m, &mut optim, lr, batch.clone()).0;
+        }
+        // Wait for the device (GPU backends queue work).
+        let _ = m.net.output.weight.val().into_data();
+        slot = Some(m);
+        (steps * bs) as f64 / start.elapsed().as_secs_f64()
+    }))
+}
+
+/// Forward passes at batch 1000 without autodiff, `steps / 3` per window.
+pub fn inference_throughput(
+    plan: &Plan,
+    device: &Device,
+    steps: usize,
+) -> Result<Measurement, NotImages> {
+    let [c, h, w] = image_shape(plan)?;
+    let net = plan.build(device);
+    let bs = 1000;
+    let x: Tensor<4> = Tensor::random([bs, c, h, w], Distribution::Normal(0.0, 1.0), device);
+    for _ in 0..3 {
+        let _ = net.forward_2d(x.clone()).into_data();
+    }
+    let steps = (steps / 3).max(1);
+    Ok(measure("inference", bs, 5, || {
+        let start = Instant::now();
+        for _ in 0..steps {
+            let _ = net.forward_2d(x.clone()).into_data();
+        }
+        (steps * bs) as f64 / start.elapsed().as_secs_f64()
+    }))
+}
+
+/// Images per second the batcher makes from the training file of `config`'s dataset, in
+/// windows of `seconds`.
+pub fn batcher_throughput(
+    config: &RunConfig,
+    plan: &Plan,
+    device: &Device,
+    data: &DataOptions,
+    batch_sizes: &[usize],
+    seconds: f64,
+) -> Result<Vec<Measurement>, SourceError> {
+    let source = data::load_file(config, lenet_data::Split::Train, data)?;
+    let batcher = source.batcher(plan, None)?;
+    let n = source.data.len();
+    let mut out = Vec::new();
+    for &bs in batch_sizes {
+        let bs = bs.max(1);
+        let mut next = 0usize;
+        out.push(measure("batcher", bs, 5, || {
+            let start = Instant::now();
+            let mut batches = 0usize;
+            while start.elapsed().as_secs_f64() < seconds {
+                let items: Vec<ImageItem> = (0..bs)
+                    .map(|i| ImageItem {
+                        index: (next + i) % n,
+                        augment_seed: None,
+                    })
+                    .collect();
+                next = (next + bs) % n;
+                std::hint::black_box(batcher.make_batch(&items, device));
+                batches += 1;
+            }
+            (batches * bs) as f64 / start.elapsed().as_secs_f64()
+        }));
+    }
+    Ok(out)
+}
+
+/// One real epoch through `lenet train`.
+#[derive(Debug, Serialize)]
+pub struct EpochMeasurement {
+    /// Images per step.
+    pub batch_size: usize,
+    /// Training and validation time of the epoch.
+    pub seconds: f64,
+    /// Training images.
+    pub train_images: usize,
+    /// Validation images.
+    pub valid_images: usize,
+    /// Training images per second.
+    pub train_images_per_second: f64,
+    /// Epoch time / (60,000 / raw training images per second at this batch size), when `raw`
+    /// has that batch size.
+    pub ratio_to_raw: Option<f64>,
+}
+
+/// Trains one epoch of `config` on the real data into a temporary run directory (removed after).
+pub fn epoch(
+    config: &RunConfig,
+    device: &Selected,
+    data: DataOptions,
+    raw: &[Measurement],
+) -> Result<EpochMeasurement, TrainError> {
+    let mut config = config.clone();
+    config.training.epochs = 1;
+    let dir = tempfile::tempdir()
+        .map_err(|e| TrainError::Setting(format!("temporary run directory: {e}")))?;
+    let opts = TrainOptions {
+        run_dir: dir.path().join("run"),
+        data,
+        display: DisplayMode::Quiet,
+        resume: false,
+        interrupter: None,
+    };
+    let summary = train(&config, device, &opts)?;
+    let rows = crate::run::RunDir::open(&opts.run_dir)?.read_metrics()?;
+    let seconds: f64 = rows.iter().filter_map(|r| r.get("seconds")).sum();
+    let images = |split: crate::data::Subset| {
+        rows.iter()
+            .filter(|r| r.split == split)
+            .filter_map(|r| Some(r.get("images_per_second")? * r.get("seconds")?))
+            .sum::<f64>()
+            .round() as usize
+    };
+    let bs = config.training.batch_size;
+    Ok(EpochMeasurement {
+        batch_size: bs,
+        seconds,
+        train_images: images(crate::data::Subset::Train),
+        valid_images: images(crate::data::Subset::Valid),
+        train_images_per_second: summary.images_per_second,
+        ratio_to_raw: raw
+            .iter()
+            .find(|m| m.what == "train" && m.batch_size == bs)
+            .map(|m| seconds / (60_000.0 / m.images_per_second)),
+    })
+}

@@ -1,0 +1,44 @@
+//! `summary.json`: what a finished (or stopped) run achieved.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::FinalModel;
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainSummary {
+    /// Dataset name.
+    pub dataset: String,
+    /// Model name.
+    pub model: String,
+    /// Backend used.
+    pub backend: String,
+    /// The device(s) trained on, for people.
+    #[serde(default)]
+    pub device: String,
+    /// Epochs completed (over all sessions of a resumed run).
+    pub epochs_completed: usize,
+    /// Epoch with the best validation accuracy.
+    pub best_epoch: usize,
+    /// Validation accuracy of the kept model, in [0, 1].
+    pub valid_accuracy: f64,
+    /// Test accuracy of the kept model, in [0, 1].
+    pub test_accuracy: f64,
+    /// Test loss of the kept model.
+    pub test_loss: f64,
+    /// Correct test predictions.
+    pub test_correct: usize,
+    /// Test images.
+    pub test_samples: usize,
+    /// Which weights were kept: `best` or `last`.
+    pub final_model: FinalModel,
+    /// Wall time of this session's training loop.
+    pub train_seconds: f64,
+    /// Training images per second over this session's training epochs.
+    pub images_per_second: f64,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Why training ended early, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
