@@ -8,29 +8,16 @@
 #
 #   scripts/compare-pytorch-training.sh [ROUNDS] [EPOCHS]      (default 3 rounds of 3 epochs)
 #
-# Environment: LENET (default target/release/lenet if built, else target/debug/lenet), PYTHON
-# (a python3 with torch, default /tmp/torchenv/bin/python3), TORCH_BENCH (default
-# ../shared/bench/torch_lenet.py), LENET_DATA_DIR (default ../shared/data), THREADS (default 2).
+# Environment: LENET_DATA_DIR (default ../shared/data), and LENET, PYTHON, TORCH_BENCH, THREADS
+# as in scripts/side-by-side.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
 epochs="${2:-3}"
-threads="${THREADS:-2}"
-python="${PYTHON:-/tmp/torchenv/bin/python3}"
-torch_bench="${TORCH_BENCH:-../shared/bench/torch_lenet.py}"
 data="${LENET_DATA_DIR:-../shared/data}"
-if [ -z "${LENET:-}" ]; then
-  if [ -x target/release/lenet ]; then LENET=target/release/lenet; else LENET=target/debug/lenet; fi
-fi
-[ -x "$LENET" ] || { echo "no lenet binary at $LENET (cargo build --workspace, or set LENET)" >&2; exit 2; }
-[ -f "$torch_bench" ] || { echo "no PyTorch benchmark at $torch_bench (set TORCH_BENCH)" >&2; exit 2; }
 [ -f "$data/mnist/train-images-idx3-ubyte.gz" ] || { echo "no MNIST under $data (set LENET_DATA_DIR)" >&2; exit 2; }
-"$python" -c 'import torch' 2>/dev/null || {
-  echo "no torch for $python: python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch numpy (or set PYTHON)" >&2
-  exit 2
-}
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+# shellcheck source=scripts/side-by-side.sh
+. scripts/side-by-side.sh
 
 echo "lenet: $LENET (RAYON_NUM_THREADS=$threads); PyTorch: $python, $threads threads; $rounds rounds of $epochs epochs"
 for i in $(seq 1 "$rounds"); do

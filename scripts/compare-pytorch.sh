@@ -6,28 +6,15 @@
 #
 #   scripts/compare-pytorch.sh [ROUNDS]          (default 3)
 #
-# Environment: LENET (the binary, default target/release/lenet if built, else target/debug/lenet),
-# PYTHON (a python3 with torch, default /tmp/torchenv/bin/python3; make it with
-#   python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch numpy),
-# TORCH_BENCH (default ../shared/bench/torch_lenet.py), THREADS (default 2), BACKEND (default flex).
+# Environment: BACKEND (default flex), and LENET, PYTHON, TORCH_BENCH, THREADS as in
+# scripts/side-by-side.sh (PyTorch in a venv outside the repository:
+#   python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch numpy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
-threads="${THREADS:-2}"
 backend="${BACKEND:-flex}"
-python="${PYTHON:-/tmp/torchenv/bin/python3}"
-torch_bench="${TORCH_BENCH:-../shared/bench/torch_lenet.py}"
-if [ -z "${LENET:-}" ]; then
-  if [ -x target/release/lenet ]; then LENET=target/release/lenet; else LENET=target/debug/lenet; fi
-fi
-[ -x "$LENET" ] || { echo "no lenet binary at $LENET (cargo build -p lenet-cli, or set LENET)" >&2; exit 2; }
-[ -f "$torch_bench" ] || { echo "no PyTorch benchmark at $torch_bench (set TORCH_BENCH)" >&2; exit 2; }
-"$python" -c 'import torch' 2>/dev/null || {
-  echo "no torch for $python: python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch numpy (or set PYTHON)" >&2
-  exit 2
-}
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+# shellcheck source=scripts/side-by-side.sh
+. scripts/side-by-side.sh
 
 echo "lenet: $LENET (backend $backend, RAYON_NUM_THREADS=$threads); PyTorch: $python, $threads threads; $rounds rounds"
 for i in $(seq 1 "$rounds"); do
