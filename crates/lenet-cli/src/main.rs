@@ -125,6 +125,15 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            // An interruption is not a failure: say where the weights are and how to go on.
+            let interrupted = err.chain().find_map(|c| match c.downcast_ref() {
+                Some(e @ lenet_train::TrainError::Interrupted(_)) => Some(e),
+                _ => None,
+            });
+            if let Some(e) = interrupted {
+                eprintln!("{e}");
+                return ExitCode::from(130);
+            }
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");

@@ -178,7 +178,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
     }
     let summary = train(&config, &device, &opts)
-        .with_context(|| format!("training {}", config_path.display()))?;
+        .with_context(|| format!("cannot train {}", config_path.display()))?;
     println!(
         "test accuracy {:.2}% ({} / {}), loss {:.4}; best validation accuracy {:.2}% at epoch {} of {}; {:.0} images/s, {:.1} s",
         100.0 * summary.test_accuracy,
