@@ -82,7 +82,12 @@ fn block(out_channels: usize) -> FeatureBlockConfig {
     }
 }
 
-fn accuracy(net: &ConvNet, x: &[f32], y: &[i64], device: &Device) -> f64 {
+fn accuracy(
+    net: &ConvNet,
+    x: &[f32],
+    y: &[i64],
+    device: &Device,
+) -> Result<f64, Box<dyn std::error::Error>> {
     let n = y.len();
     let input = Tensor::<3>::from_data(TensorData::new(x.to_vec(), [n, 1, LEN]), device);
     let predicted: Vec<i64> = net
@@ -91,8 +96,8 @@ fn accuracy(net: &ConvNet, x: &[f32], y: &[i64], device: &Device) -> f64 {
         .to_data()
         .convert::<i64>()
         .try_to_vec()
-        .unwrap_or_default();
-    predicted.iter().zip(y).filter(|(p, t)| p == t).count() as f64 / n as f64
+        .map_err(|e| format!("cannot read the predictions: {e:?}"))?;
+    Ok(predicted.iter().zip(y).filter(|(p, t)| p == t).count() as f64 / n as f64)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -145,14 +150,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(lr, net, grads);
         }
-        let acc = accuracy(&net.valid(), &test_x, &test_y, &device);
+        let acc = accuracy(&net.valid(), &test_x, &test_y, &device)?;
         println!(
             "epoch {epoch}: train loss {:.4}, test accuracy {:.1}%",
             loss_sum / train_y.len() as f64,
             100.0 * acc
         );
     }
-    let acc = accuracy(&net.valid(), &test_x, &test_y, &device);
+    let acc = accuracy(&net.valid(), &test_x, &test_y, &device)?;
     if acc < 0.95 {
         return Err(format!("test accuracy {:.1}% is below 95%", 100.0 * acc).into());
     }

@@ -88,7 +88,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let data = DataOptions {
         root: resolve_data_root(args.data_dir.as_deref()),
         offline: true,
-        limit: None,
         report_downloads: false,
     };
     let mut results = Vec::new();

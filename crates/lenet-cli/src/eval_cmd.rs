@@ -55,7 +55,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let opts = DataOptions {
         root: resolve_data_root(args.data_dir.as_deref()),
         offline: args.offline,
-        limit: None,
         report_downloads: !args.json,
     };
     let source = data::load_file(config, args.split.file(), &opts)?;

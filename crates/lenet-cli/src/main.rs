@@ -3,7 +3,8 @@
 //! A thin binary: each subcommand maps its flags to calls into the library crates and prints
 //! what they return. Everything that touches the whole process lives here and nowhere else:
 //! the environment it pins before any thread starts ([`process`]), the Ctrl-C handler, and the
-//! exit code, which follows one rule ([`exit_code`]).
+//! exit code, which follows one rule ([`exit_code`]): 0 success, 2 the user's input, 1 a failure
+//! at run time, 130 interrupted, 70 a bug (a panic).
 
 use std::process::ExitCode;
 
@@ -112,6 +113,11 @@ fn is_usage(cause: &(dyn std::error::Error + 'static)) -> Option<bool> {
 fn main() -> ExitCode {
     process::setup();
     let cli = Cli::parse();
+    // A panic is a bug, reported in one line with its own exit code (see `process`).
+    std::panic::catch_unwind(|| run(cli)).unwrap_or_else(|_| process::internal_error())
+}
+
+fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Summary(args) => summary_cmd::run(args),
         Command::Train(args) => train_cmd::run(args),
@@ -134,9 +140,15 @@ fn main() -> ExitCode {
                 eprintln!("{e}");
                 return ExitCode::from(130);
             }
-            eprintln!("error: {err}");
+            // Each cause once: a library message often already holds the one below it.
+            let mut shown = err.to_string();
+            eprintln!("error: {shown}");
             for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                let text = cause.to_string();
+                if !shown.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                    shown = text;
+                }
             }
             ExitCode::from(exit_code(&err))
         }

@@ -4,20 +4,77 @@
 
 use lenet_train::Interrupter;
 
+/// Exit code of a bug: a panic anywhere in the process (EX_SOFTWARE in sysexits.h).
+pub const INTERNAL_ERROR: i32 = 70;
+
 /// Sets up the process; called first thing in `main`, while it has a single thread.
 pub fn setup() {
-    restore_sigpipe();
+    restore_signals();
     keep_freed_memory();
     pin_environment();
+    report_panics();
+}
+
+/// The last panic of the main thread, for [`internal_error`].
+static MAIN_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// A panic is a bug: it ends in one line saying so, with where, and exit code
+/// [`INTERNAL_ERROR`], instead of a Rust backtrace (bad input never gets here; it is an error
+/// with a message). In another thread (Burn's workers, lenet's kernels) it ends the process at
+/// once, so that nothing hangs waiting for the thread. In the main thread it is only recorded:
+/// a panic that a library catches on purpose (the GPU driver probe) goes on unseen, and one that
+/// reaches `main` is reported by [`internal_error`].
+fn report_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let text = format!("{message}{at}");
+        if std::thread::current().name() == Some("main") {
+            if let Ok(mut slot) = MAIN_PANIC.lock() {
+                *slot = Some(text);
+            }
+        } else {
+            eprintln!("{}", internal_error_line(&text));
+            std::process::exit(INTERNAL_ERROR);
+        }
+    }));
+}
+
+fn internal_error_line(what: &str) -> String {
+    format!(
+        "internal error: {what}; this is a bug in lenet, please report it with the command that caused it"
+    )
+}
+
+/// Reports the main thread's panic that reached `main`.
+pub fn internal_error() -> std::process::ExitCode {
+    let what = MAIN_PANIC
+        .lock()
+        .ok()
+        .and_then(|mut slot| slot.take())
+        .unwrap_or_else(|| "a panic".to_string());
+    eprintln!("{}", internal_error_line(&what));
+    std::process::ExitCode::from(INTERNAL_ERROR as u8)
 }
 
 /// Rust ignores SIGPIPE, so printing into a closed pipe (`lenet eval | head`) would panic; the
-/// default action ends the process quietly, like other command-line tools.
-fn restore_sigpipe() {
+/// default action ends the process quietly, like other command-line tools. SIGXFSZ (a file
+/// over the size limit, `ulimit -f`) is ignored instead of killing the process, so that the
+/// write fails with an error that names the file, like a full disk.
+fn restore_signals() {
     #[cfg(unix)]
-    // SAFETY: setting a signal disposition to its default before any thread is started.
+    // SAFETY: setting signal dispositions before any thread is started.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 

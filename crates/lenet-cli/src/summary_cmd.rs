@@ -36,7 +36,7 @@ pub fn run(args: SummaryArgs) -> anyhow::Result<()> {
     })?;
     let summary = plan.summary(&config.name);
     if args.json {
-        println!("{}", summary.to_json());
+        println!("{}", summary.to_json()?);
     } else {
         print!("{}", summary.to_table());
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use lenet_data::resolve_data_root;
-use lenet_train::{select, train, DataOptions, DisplayMode, Limit, RunConfig, TrainOptions};
+use lenet_train::{select, train, DataOptions, DisplayMode, RunConfig, RunDir, TrainOptions};
 
 use crate::UsageError;
 
@@ -51,13 +51,13 @@ pub struct TrainArgs {
     /// Plain progress lines even on a terminal (no dashboard).
     #[arg(long)]
     plain: bool,
-    /// Train on only the first N training images (quick runs).
+    /// Train on only the first N training images (quick runs; data.limit.train).
     #[arg(long, value_name = "N")]
     limit_train: Option<usize>,
-    /// Validate on only the first N held-out images.
+    /// Validate on only the first N held-out images (data.limit.valid).
     #[arg(long, value_name = "N")]
     limit_valid: Option<usize>,
-    /// Test on only the first N test images.
+    /// Test on only the first N test images (data.limit.test).
     #[arg(long, value_name = "N")]
     limit_test: Option<usize>,
     /// Also print the summary as JSON.
@@ -116,17 +116,17 @@ fn overrides(args: &TrainArgs) -> Vec<String> {
     if let Some(v) = &args.backend {
         o.push(format!("backend.kind=\"{v}\""));
     }
+    for (part, v) in [
+        ("train", args.limit_train),
+        ("valid", args.limit_valid),
+        ("test", args.limit_test),
+    ] {
+        if let Some(n) = v {
+            o.push(format!("data.limit.{part}={n}"));
+        }
+    }
     o.extend(args.set.iter().cloned());
     o
-}
-
-fn limit(args: &TrainArgs) -> Option<Limit> {
-    let any = args.limit_train.is_some() || args.limit_valid.is_some() || args.limit_test.is_some();
-    any.then(|| Limit {
-        train: args.limit_train.unwrap_or(usize::MAX),
-        valid: args.limit_valid.unwrap_or(usize::MAX),
-        test: args.limit_test.unwrap_or(usize::MAX),
-    })
 }
 
 fn display(args: &TrainArgs) -> DisplayMode {
@@ -143,12 +143,17 @@ fn display(args: &TrainArgs) -> DisplayMode {
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let config_path = match (&args.config, args.resume, &args.run_dir) {
         (Some(c), _, _) => c.clone(),
-        (None, true, Some(dir)) => dir.join("config.toml"),
+        (None, true, Some(dir)) => RunDir::open(dir)?.config_path(),
         _ => {
             return Err(UsageError("give --config FILE (or --resume --run-dir DIR)".into()).into())
         }
     };
-    let config = RunConfig::load(&config_path, &overrides(&args))?;
+    let mut config = RunConfig::load(&config_path, &overrides(&args))?;
+    if let (true, Some(dir)) = (args.resume, &args.run_dir) {
+        // The run's own config, extended by what may change on resume; anything else is
+        // refused, before anything is written.
+        config = RunDir::open(dir)?.resume_config(&config)?;
+    }
     let device = select(&config.backend).with_context(|| format!("{}", config_path.display()))?;
     let run_dir = args
         .run_dir
@@ -159,7 +164,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         data: DataOptions {
             root: resolve_data_root(args.data_dir.as_deref()),
             offline: args.offline,
-            limit: limit(&args),
             report_downloads: !args.quiet,
         },
         display: display(&args),

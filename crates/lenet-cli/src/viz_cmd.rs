@@ -60,7 +60,6 @@ pub fn run(args: VizArgs) -> anyhow::Result<()> {
             let opts = DataOptions {
                 root: resolve_data_root(args.data_dir.as_deref()),
                 offline: args.offline,
-                limit: None,
                 report_downloads: true,
             };
             let source = data::load_file(&model.config, args.split.file(), &opts)?;
@@ -97,11 +96,11 @@ pub fn run(args: VizArgs) -> anyhow::Result<()> {
         written.push(path);
         Ok(())
     };
-    write("input.png".into(), &pictures::input_grid(&input))?;
-    for (layer, grid) in pictures::filters(net) {
+    write("input.png".into(), &pictures::input_grid(&input)?)?;
+    for (layer, grid) in pictures::filters(net)? {
         write(format!("filters-{layer}.png"), &grid)?;
     }
-    for (layer, grid) in pictures::feature_maps(net, input.clone()) {
+    for (layer, grid) in pictures::feature_maps(net, input.clone())? {
         write(format!("maps-{layer}.png"), &grid)?;
     }
 

@@ -5,15 +5,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use burn::module::Module;
-use burn::tensor::Device;
-use common::{configs, data_root, lenet, run, scratch};
-use lenet_model::{Conv, ConvNet};
-
-fn summary(run_dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(run_dir.join("summary.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
+use common::{
+    configs, data_root, lenet, metrics_without_timing, resume, run, scratch, summary, weights,
+};
 
 fn train_args(root: &Path, run_dir: &Path) -> Vec<String> {
     vec![
@@ -194,45 +188,6 @@ fn one_epoch_of_lenet5_reaches_97_percent_and_eval_reproduces_it() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Every parameter of a saved network, flattened.
-fn weights(path: &Path, config: &Path) -> Vec<f32> {
-    let cfg = lenet_train::RunConfig::load(config, &[]).unwrap();
-    let net: ConvNet = cfg
-        .model
-        .init(&Device::flex())
-        .unwrap()
-        .try_load_file(path)
-        .unwrap();
-    let mut all = Vec::new();
-    for b in &net.features {
-        all.extend(b.conv.weights().1);
-        if let Conv::D2(c) = &b.conv {
-            all.extend(
-                c.bias
-                    .as_ref()
-                    .unwrap()
-                    .val()
-                    .to_data()
-                    .try_to_vec::<f32>()
-                    .unwrap(),
-            );
-        }
-    }
-    for l in net.hidden.iter().chain(std::iter::once(&net.output)) {
-        all.extend(l.weight.val().to_data().try_to_vec::<f32>().unwrap());
-        all.extend(
-            l.bias
-                .as_ref()
-                .unwrap()
-                .val()
-                .to_data()
-                .try_to_vec::<f32>()
-                .unwrap(),
-        );
-    }
-    all
-}
-
 const SMALL: [&str; 6] = [
     "--limit-train",
     "2048",
@@ -298,20 +253,7 @@ fn a_resumed_run_ends_with_the_same_weights_and_the_same_metrics() {
     assert_eq!(sa["test_correct"], sb["test_correct"]);
     assert_eq!(sb["epochs_completed"], 3);
     // Same config and seed twice: the same metrics.csv (throughput columns aside).
-    let strip = |p: &Path| -> Vec<String> {
-        let text = std::fs::read_to_string(p.join("metrics.csv")).unwrap();
-        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
-        let keep: Vec<usize> = (0..header.len())
-            .filter(|&i| !matches!(header[i], "images_per_second" | "seconds"))
-            .collect();
-        text.lines()
-            .map(|l| {
-                let c: Vec<&str> = l.split(',').collect();
-                keep.iter().map(|&i| c[i]).collect::<Vec<_>>().join(",")
-            })
-            .collect()
-    };
-    assert_eq!(strip(&a), strip(&b));
+    assert_eq!(metrics_without_timing(&a), metrics_without_timing(&b));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -391,6 +333,20 @@ fn ctrl_c_stops_cleanly_and_tells_how_to_resume() {
     assert_eq!(code, 0, "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["num_samples"], 256);
+    // model.bpk, summary.json and metrics.csv describe the same model: the interrupted one.
+    let s = summary(&run_dir);
+    assert_eq!(s["final_model"], "interrupted", "{s}");
+    assert_eq!(s["test_correct"], report["correct"], "{s}");
+    assert!(
+        s["stopped"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted in epoch "),
+        "{s}"
+    );
+    let completed = s["epochs_completed"].as_u64().unwrap() as usize;
+    let rows = metrics_without_timing(&run_dir);
+    assert_eq!(rows.len(), 1 + 2 * completed, "{rows:?}");
     // And the run continues from there.
     let (code, _, err) = run(lenet()
         .args([
@@ -413,5 +369,104 @@ fn ctrl_c_stops_cleanly_and_tells_how_to_resume() {
         .arg(&root));
     assert_eq!(code, 0, "{err}");
     assert_eq!(summary(&run_dir)["epochs_completed"], 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A run gives the same weights and metrics on 1 thread as on 2: the CPU kernels split the batch
+/// by image count, never by thread count.
+#[test]
+fn the_thread_count_does_not_change_the_result() {
+    let Some(root) = data_root() else { return };
+    let dir = scratch("threads");
+    let mut runs = Vec::new();
+    for threads in ["1", "2"] {
+        let run_dir = dir.join(threads);
+        let (code, _, err) = run(lenet()
+            .env("RAYON_NUM_THREADS", threads)
+            .args(train_args(&root, &run_dir))
+            .args(SMALL)
+            .args(["--epochs", "2", "--quiet"]));
+        assert_eq!(code, 0, "{err}");
+        runs.push(run_dir);
+    }
+    let w: Vec<Vec<f32>> = runs
+        .iter()
+        .map(|r| weights(&r.join("model.bpk"), &r.join("config.toml")))
+        .collect();
+    assert_eq!(w[0], w[1], "weights on 1 and 2 threads");
+    assert_eq!(
+        metrics_without_timing(&runs[0]),
+        metrics_without_timing(&runs[1])
+    );
+    assert_eq!(
+        summary(&runs[0])["test_correct"],
+        summary(&runs[1])["test_correct"]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--resume` keeps the run as it was: the limits are part of its config, and a setting that
+/// would change the run is refused before anything is written.
+#[test]
+fn resume_keeps_the_run_config_and_refuses_changes() {
+    let Some(root) = data_root() else { return };
+    let dir = scratch("resume-config");
+    let run_dir = dir.join("run");
+    let (code, _, err) = run(lenet()
+        .args(train_args(&root, &run_dir))
+        .args(SMALL)
+        .args(["--epochs", "1", "--quiet"]));
+    assert_eq!(code, 0, "{err}");
+    let before = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
+    assert!(before.contains("[data.limit]"), "{before}");
+    // Another config or another model: refused, listing the keys, config.toml untouched.
+    let (code, _, err) = run(resume(&root, &run_dir)
+        .arg("--config")
+        .arg(configs().join("lenet5-classic.toml")));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("model.preset") || err.contains("model.name"),
+        "{err}"
+    );
+    assert!(
+        err.contains("training.optimizer.kind \"adam\" → \"sgd\""),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("config.toml")).unwrap(),
+        before
+    );
+    let (code, _, err) = run(resume(&root, &run_dir).args(["--limit-train", "4096"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("data.limit.train 2048 → 4096"), "{err}");
+    // A bare --resume with more epochs uses the stored limits, and records the new epochs.
+    let (code, _, err) = run(resume(&root, &run_dir).args(["--epochs", "2"]));
+    assert_eq!(code, 0, "{err}");
+    let s = summary(&run_dir);
+    assert_eq!(s["epochs_completed"], 2);
+    assert_eq!(s["test_samples"], 256, "the stored limits were used: {s}");
+    let after = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
+    assert!(
+        after.contains("epochs = 2") && after.contains("train = 2048"),
+        "{after}"
+    );
+    // A damaged newest checkpoint: reported, and the run continues from the one before.
+    std::fs::write(run_dir.join("checkpoint/model-2.bpk"), b"torn").unwrap();
+    std::fs::remove_file(run_dir.join("summary.json")).unwrap();
+    let (code, _, err) = run(resume(&root, &run_dir).args(["--epochs", "2"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("checkpoint of epoch 2") && err.contains("model-2.bpk"),
+        "{err}"
+    );
+    assert_eq!(summary(&run_dir)["epochs_completed"], 2);
+    // Every checkpoint damaged: refused cleanly.
+    for e in [1, 2] {
+        std::fs::write(run_dir.join(format!("checkpoint/optim-{e}.bpk")), b"torn").unwrap();
+    }
+    let (code, _, err) = run(resume(&root, &run_dir).args(["--epochs", "3"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no checkpoint that can be loaded"), "{err}");
+    assert!(!err.contains("internal error"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -73,7 +73,8 @@ impl AugmentConfig {
                 && self.elastic_alpha == 0.0)
     }
 
-    fn validate(&self) -> Result<(), DataError> {
+    /// Checks every strength is in range; the error names the setting.
+    pub fn validate(&self) -> Result<(), DataError> {
         let fields = [
             ("translate", self.translate),
             ("rotate", self.rotate),

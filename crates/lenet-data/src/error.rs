@@ -218,7 +218,7 @@ pub enum DataError {
     UnknownSplit(String),
 
     /// A train/validation hold-out that cannot be honoured.
-    #[error("invalid validation hold-out: {0}")]
+    #[error("data.validation: {0}")]
     InvalidHoldout(String),
 
     /// An augmentation setting that is out of range.

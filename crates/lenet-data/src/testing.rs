@@ -32,13 +32,22 @@ pub fn real_data_root() -> PathBuf {
 }
 
 /// What a test does when something it needs (the real data, a wgpu adapter) is missing: fail
-/// when `CI` is set (CI installs everything the tests need), otherwise print a notice saying
-/// what is missing and skip. Returns so that the caller can skip.
+/// when `CI` is set (CI installs everything the tests need), otherwise say that the test is
+/// skipped and why. Returns so that the caller can skip.
+///
+/// The line `SKIPPED <test>: <why>` goes straight to the process's standard error, past the
+/// test harness's capture (which hides `eprintln!` of a passing test), so that a skipped test
+/// never passes for a silent `ok`; `.ci/run` counts these lines.
 pub fn unavailable(what: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("CI is set but {what}");
     }
-    eprintln!("NOTICE: skipping: {what}");
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let line = format!("SKIPPED {test}: {what}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
 }
 
 /// Writes a small dataset under the four standard file names into `dir`: `train_labels.len()`

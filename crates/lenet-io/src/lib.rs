@@ -69,9 +69,17 @@ impl AtomicFile {
         })?;
         let dir = parent(dest);
         fs::create_dir_all(&dir).map_err(|e| WriteError::new(dest, e))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", name.to_string_lossy()))
-            .suffix(".tmp")
+        let prefix = format!(".{}.", name.to_string_lossy());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        // A temporary file is private (0600) by default; the file it becomes is an ordinary one,
+        // readable as the user's umask allows, like one made by `File::create`.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let tmp = builder
             .tempfile_in(&dir)
             .map_err(|e| WriteError::new(dest, e))?;
         Ok(AtomicFile {
@@ -196,6 +204,19 @@ mod tests {
         write_atomic(&path, b"second").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"second");
         assert_eq!(names(dir.path()), ["out.json"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_file_is_as_readable_as_one_from_file_create() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours");
+        let plain = dir.path().join("plain");
+        write_atomic(&ours, b"x").unwrap();
+        fs::write(&plain, b"x").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&ours), mode(&plain));
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! - input: `dcol[n] = Wᵀ · dy[n]`, folded back onto the image (col2im, adding overlaps).
 //!
 //! Images are spread over rayon's threads; each product runs on one thread. The weight gradient
-//! is summed over a fixed split of the batch (four ranges per thread), then across the ranges in
-//! order, so its rounding does not depend on scheduling.
+//! is summed over a fixed split of the batch (ranges of [`IMAGES_PER_RANGE`] images), then across
+//! the ranges in order, so its rounding depends neither on scheduling nor on the number of
+//! threads.
 
 use rayon::prelude::*;
 
@@ -359,13 +360,16 @@ impl OutputGrad<'_> {
     }
 }
 
-/// Splits `0..n` into contiguous ranges, several per rayon thread (fewer when `n` is small), so
-/// that a thread slowed down by the machine hands work to the others: with one range per thread
-/// a step waited for the slowest core.
+/// Images per range of the weight gradient's split of the batch.
+pub const IMAGES_PER_RANGE: usize = 8;
+
+/// Splits `0..n` into contiguous ranges of [`IMAGES_PER_RANGE`] images (the last one shorter).
+/// The split depends on `n` only, never on the number of threads, so that the sum's rounding is
+/// the same on every machine; there are several ranges per thread at the usual batch sizes (8
+/// at batch 64), so that a thread slowed down by the machine hands work to the others.
 fn split(n: usize) -> Vec<std::ops::Range<usize>> {
-    let parts = (4 * rayon::current_num_threads()).clamp(1, n.max(1));
-    (0..parts)
-        .map(|p| (p * n / parts)..((p + 1) * n / parts))
+    (0..n.div_ceil(IMAGES_PER_RANGE).max(1))
+        .map(|p| (p * IMAGES_PER_RANGE).min(n)..((p + 1) * IMAGES_PER_RANGE).min(n))
         .collect()
 }
 
@@ -578,5 +582,46 @@ mod tests {
             activated: Some((Activation::Relu, &y)),
         };
         assert_eq!(dy.image(0, 4, &mut Vec::new()), &[0.0, 6.0, 7.0, 0.0]);
+    }
+
+    /// The weight gradient is the same to the bit whatever the number of threads: the batch is
+    /// split by image count, never by thread count.
+    #[test]
+    fn the_weight_gradient_does_not_depend_on_the_thread_count() {
+        assert_eq!(split(20), vec![0..8, 8..16, 16..20]);
+        assert_eq!(split(0), vec![0..0]);
+        let g = ConvGeometry {
+            batch: 37,
+            in_channels: 3,
+            in_size: [10, 9],
+            out_channels: 5,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [[1, 1], [1, 1]],
+            dilation: [1, 1],
+        };
+        let x: Vec<f32> = (0..37 * 3 * 10 * 9)
+            .map(|i| ((i * 7919) % 1013) as f32 / 101.3 - 5.0)
+            .collect();
+        let dy_values: Vec<f32> = (0..37 * 5 * 10 * 9)
+            .map(|i| ((i * 104_729) % 997) as f32 / 99.7 - 5.0)
+            .collect();
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let dy = OutputGrad {
+                    dy: &dy_values,
+                    activated: None,
+                };
+                backward_weight(&g, &x, dy)
+            })
+        };
+        let one = on(1);
+        for threads in [2, 3, 8] {
+            assert!(on(threads) == one, "{threads} threads differ from 1");
+        }
     }
 }

@@ -89,11 +89,15 @@ fn values(t: &FlexTensor) -> Vec<f32> {
     let t = t.to_contiguous();
     match t.as_slice::<f32>() {
         Some(s) => s.to_vec(),
+        // A flex float tensor always converts to f32; failing here is a bug, not bad input, and
+        // must not turn into zero-filled values.
         None => t
             .into_data()
             .convert::<f32>()
             .try_to_vec()
-            .unwrap_or_default(),
+            .unwrap_or_else(|e| {
+                panic!("lenet-kernels: a flex float tensor has no f32 values: {e:?}")
+            }),
     }
 }
 

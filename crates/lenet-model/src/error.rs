@@ -30,6 +30,10 @@ pub enum ModelError {
         /// The known names, comma-separated.
         available: String,
     },
+    /// A tensor's values could not be read back from its device, or the config could not be
+    /// written out.
+    #[error("{0}")]
+    Internal(String),
     /// A config file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Io {

@@ -87,9 +87,10 @@ impl ModelConfig {
     }
 
     /// The config as TOML text (presets expanded), as written into a run directory.
-    pub fn to_toml_string(&self) -> String {
-        // Serialising plain structs of numbers, strings and lists cannot fail.
-        toml::to_string_pretty(self).unwrap_or_default()
+    pub fn to_toml_string(&self) -> Result<String, ModelError> {
+        toml::to_string_pretty(self).map_err(|e| {
+            ModelError::Internal(format!("cannot write the model config as TOML: {e}"))
+        })
     }
 }
 

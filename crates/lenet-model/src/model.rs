@@ -52,13 +52,13 @@ impl FeatureMap {
     }
 
     /// The values, row-major, as `f32` (for pictures and inspection).
-    pub fn to_vec(&self) -> Vec<f32> {
+    pub fn to_vec(&self) -> Result<Vec<f32>, ModelError> {
         let data = match self {
             FeatureMap::D1(t) => t.to_data(),
             FeatureMap::D2(t) => t.to_data(),
             FeatureMap::D3(t) => t.to_data(),
         };
-        data.convert::<f32>().try_to_vec().unwrap_or_default()
+        values(data)
     }
 
     fn map_act(self, act: Activation) -> Self {
@@ -172,17 +172,14 @@ impl Conv {
     }
 
     /// The kernel weights, `[out, in/groups, size...]`, flattened row-major, with their shape.
-    pub fn weights(&self) -> (Vec<usize>, Vec<f32>) {
+    pub fn weights(&self) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
         let data = match self {
             Conv::D1(c) => c.weight.val().to_data(),
             Conv::D2(c) => c.weight.val().to_data(),
             Conv::D3(c) => c.weight.val().to_data(),
         };
         let shape = data.shape().to_vec();
-        (
-            shape,
-            data.convert::<f32>().try_to_vec().unwrap_or_default(),
-        )
+        Ok((shape, values(data)?))
     }
 }
 
@@ -552,6 +549,13 @@ impl ConvNet {
         }
         self.output.forward(x)
     }
+}
+
+/// The values of `data` as `f32`, or an error saying they could not be read back.
+fn values(data: burn::tensor::TensorData) -> Result<Vec<f32>, ModelError> {
+    data.convert::<f32>()
+        .try_to_vec()
+        .map_err(|e| ModelError::Internal(format!("cannot read a tensor's values: {e:?}")))
 }
 
 #[cfg(test)]

@@ -152,8 +152,62 @@ impl Plan {
     }
 }
 
+/// The largest value lenet takes for any single size of a config (channels, kernel, stride,
+/// padding, dilation, groups, input size, hidden units, classes): larger ones cannot make a
+/// network that fits in memory, and refusing them keeps every shape computation from
+/// overflowing.
+pub const MAX_SIZE: usize = 1 << 24;
+
+/// The most values one example's feature maps may hold at any layer (1 GiB in `f32`).
+pub const MAX_ELEMENTS: usize = 1 << 28;
+
+/// The most trainable parameters a network may have (4 GiB in `f32`).
+pub const MAX_PARAMETERS: usize = 1 << 30;
+
+fn at_most(at: &str, what: &str, values: &[usize]) -> Result<(), ModelError> {
+    match values.iter().find(|&&v| v > MAX_SIZE) {
+        Some(v) => Err(ModelError::invalid(
+            format!("{at}{what}"),
+            format!(
+                "{v} is larger than lenet's limit of {MAX_SIZE} for a single size; no such network fits in memory"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `channels · ∏size`, if it is within [`MAX_ELEMENTS`].
+fn elements(at: &str, channels: usize, size: &[usize]) -> Result<usize, ModelError> {
+    size.iter()
+        .try_fold(channels, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            ModelError::invalid(
+                at,
+                format!(
+                    "the feature maps would be {channels} × {size:?} values per example, more than lenet's limit of {MAX_ELEMENTS}"
+                ),
+            )
+        })
+}
+
+/// Adds a layer's `count` parameters (None: overflowed) to `total`, within [`MAX_PARAMETERS`].
+fn add_parameters(at: &str, total: usize, count: Option<usize>) -> Result<usize, ModelError> {
+    count
+        .and_then(|c| c.checked_add(total))
+        .filter(|&n| n <= MAX_PARAMETERS)
+        .ok_or_else(|| {
+            ModelError::invalid(
+                at,
+                format!(
+                    "the network would have more than lenet's limit of {MAX_PARAMETERS} trainable parameters"
+                ),
+            )
+        })
+}
+
 /// One output length: `floor((I + pb + pa - D·(K-1) - 1) / S) + 1`, or `None` when the
-/// (dilated) kernel does not fit in the padded input.
+/// (dilated) kernel does not fit in the padded input (or a size overflows).
 pub fn output_len(
     input: usize,
     kernel: usize,
@@ -161,9 +215,12 @@ pub fn output_len(
     pad: (usize, usize),
     dilation: usize,
 ) -> Option<usize> {
-    let padded = input + pad.0 + pad.1;
-    let effective = dilation * (kernel - 1) + 1;
-    if padded < effective {
+    let padded = input.checked_add(pad.0)?.checked_add(pad.1)?;
+    let effective = kernel
+        .checked_sub(1)?
+        .checked_mul(dilation)?
+        .checked_add(1)?;
+    if padded < effective || stride == 0 {
         return None;
     }
     Some((padded - effective) / stride + 1)
@@ -210,7 +267,12 @@ impl ModelConfig {
             ));
         }
         positive("input", "size", &self.input.size)?;
+        at_most("input.", "channels", &[self.input.channels])?;
+        at_most("input.", "size", &self.input.size)?;
+        at_most("", "num_classes", &[self.num_classes])?;
+        elements("input", self.input.channels, &self.input.size)?;
 
+        let mut parameters = 0usize;
         let mut channels = self.input.channels;
         let mut size = self.input.size.clone();
         let mut blocks = Vec::with_capacity(self.features.len());
@@ -229,6 +291,12 @@ impl ModelConfig {
             let kernel = dims("kernel", &block.kernel)?;
             let stride = dims("stride", &block.stride)?;
             let dilation = dims("dilation", &block.dilation)?;
+            let prefix = format!("{at}.");
+            at_most(&prefix, "out_channels", &[block.out_channels])?;
+            at_most(&prefix, "kernel", &kernel)?;
+            at_most(&prefix, "stride", &stride)?;
+            at_most(&prefix, "dilation", &dilation)?;
+            at_most(&prefix, "groups", &[block.groups])?;
             positive(&at, "kernel", &kernel)?;
             positive(&at, "stride", &stride)?;
             positive(&at, "dilation", &dilation)?;
@@ -251,7 +319,11 @@ impl ModelConfig {
             }
             let padding: Vec<(usize, usize)> = match &block.padding {
                 Padding::Valid => vec![(0, 0); n],
-                Padding::Explicit(d) => dims("padding", d)?.into_iter().map(|p| (p, p)).collect(),
+                Padding::Explicit(d) => {
+                    let p = dims("padding", d)?;
+                    at_most(&prefix, "padding", &p)?;
+                    p.into_iter().map(|p| (p, p)).collect()
+                }
                 Padding::Same => {
                     if stride.iter().any(|&s| s != 1) {
                         return Err(ModelError::invalid(
@@ -301,6 +373,18 @@ impl ModelConfig {
                     }
                 }
             }
+            elements(&at, block.out_channels, &output)?;
+            let weights = std::iter::once(channels / block.groups)
+                .chain(kernel.iter().copied())
+                .try_fold(block.out_channels, |n, k| n.checked_mul(k));
+            let biases = if block.bias { block.out_channels } else { 0 };
+            let norm = if block.batch_norm {
+                2 * block.out_channels
+            } else {
+                0
+            };
+            let count = weights.and_then(|w| w.checked_add(biases + norm));
+            parameters = add_parameters(&at, parameters, count)?;
             let conv = ConvPlan {
                 in_channels: channels,
                 out_channels: block.out_channels,
@@ -328,6 +412,10 @@ impl ModelConfig {
                         None => kernel.clone(),
                     };
                     let padding = pdims("padding", &p.padding)?;
+                    let pprefix = format!("{pat}.");
+                    at_most(&pprefix, "kernel", &kernel)?;
+                    at_most(&pprefix, "stride", &stride)?;
+                    at_most(&pprefix, "padding", &padding)?;
                     positive(&pat, "kernel", &kernel)?;
                     positive(&pat, "stride", &stride)?;
                     if let Some(d) = (0..n).find(|&d| 2 * padding[d] > kernel[d]) {
@@ -377,19 +465,28 @@ impl ModelConfig {
             });
         }
 
+        // Bounded by MAX_ELEMENTS, checked after every layer above.
         let flat_features = channels * size.iter().product::<usize>();
         let mut hidden = Vec::with_capacity(self.classifier.hidden.len());
         let mut width = flat_features;
         for (i, &h) in self.classifier.hidden.iter().enumerate() {
+            let at = format!("classifier.hidden[{i}]");
             if h == 0 {
                 return Err(ModelError::invalid(
-                    format!("classifier.hidden[{i}]"),
+                    at,
                     "a layer needs at least 1 unit, found 0",
                 ));
             }
+            at_most(&at, "", &[h])?;
+            let count = width.checked_mul(h).and_then(|w| w.checked_add(h));
+            parameters = add_parameters(&at, parameters, count)?;
             hidden.push((width, h));
             width = h;
         }
+        let count = width
+            .checked_mul(self.num_classes)
+            .and_then(|w| w.checked_add(self.num_classes));
+        add_parameters("num_classes", parameters, count)?;
         probability("classifier.dropout".into(), self.classifier.dropout)?;
         if self.num_classes < 2 {
             return Err(ModelError::invalid(
@@ -455,6 +552,59 @@ mod tests {
         let (at, message) = invalid(&cfg);
         assert_eq!(at, "features[1].pool");
         assert!(message.contains("[10, 10]"), "{message}");
+    }
+
+    #[test]
+    fn huge_sizes_are_refused_not_overflowed() {
+        let mut cfg = lenet5();
+        cfg.features[0].padding = Padding::Explicit(Dims::All(9_223_372_036_854_775_807));
+        let (at, message) = invalid(&cfg);
+        assert_eq!(at, "features[0].padding");
+        assert!(
+            message.contains("9223372036854775807") && message.contains("16777216"),
+            "{message}"
+        );
+        let mut cfg = lenet5();
+        cfg.features[1].kernel = Dims::All(usize::MAX);
+        assert_eq!(invalid(&cfg).0, "features[1].kernel");
+        let mut cfg = lenet5();
+        cfg.features[0].stride = Dims::All(usize::MAX);
+        assert_eq!(invalid(&cfg).0, "features[0].stride");
+        let mut cfg = lenet5();
+        cfg.features[0].dilation = Dims::Each(vec![1, 1 << 40]);
+        assert_eq!(invalid(&cfg).0, "features[0].dilation");
+        let mut cfg = lenet5();
+        cfg.input.size = vec![usize::MAX, 28];
+        assert_eq!(invalid(&cfg).0, "input.size");
+        let mut cfg = lenet5();
+        cfg.num_classes = usize::MAX;
+        assert_eq!(invalid(&cfg).0, "num_classes");
+        let mut cfg = lenet5();
+        cfg.classifier.hidden = vec![120, 1 << 30];
+        assert_eq!(invalid(&cfg).0, "classifier.hidden[1]");
+    }
+
+    #[test]
+    fn networks_too_large_for_memory_name_the_layer() {
+        // Each size within the limit, but 16M channels of 28×28 maps: too many values.
+        let mut cfg = lenet5();
+        cfg.features[0].out_channels = 1 << 24;
+        let (at, message) = invalid(&cfg);
+        assert_eq!(at, "features[0]");
+        assert!(message.contains("values per example"), "{message}");
+        // 1M × 1M weights in one dense layer: too many parameters.
+        let mut cfg = lenet5();
+        cfg.classifier.hidden = vec![1 << 20, 1 << 20];
+        let (at, message) = invalid(&cfg);
+        assert_eq!(at, "classifier.hidden[1]");
+        assert!(message.contains("trainable parameters"), "{message}");
+        // Just under the limits is fine, and counted exactly.
+        let mut cfg = lenet5();
+        cfg.classifier.hidden = vec![1000];
+        assert_eq!(
+            cfg.plan().unwrap().parameters(),
+            156 + 2_416 + 400_000 + 1_000 + 10_010
+        );
     }
 
     #[test]

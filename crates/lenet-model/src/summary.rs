@@ -325,8 +325,10 @@ impl Summary {
     }
 
     /// The summary as pretty JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
+    pub fn to_json(&self) -> Result<String, crate::ModelError> {
+        serde_json::to_string_pretty(self).map_err(|e| {
+            crate::ModelError::Internal(format!("cannot write the summary as JSON: {e}"))
+        })
     }
 }
 
@@ -356,7 +358,7 @@ mod tests {
         let table = s.to_table();
         assert!(table.contains("Total parameters: 61,706"), "{table}");
         assert!(table.contains("[16, 5, 5]"), "{table}");
-        let json: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&s.to_json().unwrap()).unwrap();
         assert_eq!(json["total_parameters"], 61_706);
         assert_eq!(json["layers"][1]["name"], "features.0.conv");
     }

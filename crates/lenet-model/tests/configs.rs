@@ -110,7 +110,7 @@ fn unknown_keys_activations_and_presets_are_named() {
 fn round_trip_through_toml() {
     for name in PRESETS {
         let cfg = preset(name).unwrap();
-        let back = ModelConfig::from_toml_str(&cfg.to_toml_string(), name).unwrap();
+        let back = ModelConfig::from_toml_str(&cfg.to_toml_string().unwrap(), name).unwrap();
         assert_eq!(back, cfg, "{name}");
     }
 }

@@ -6,7 +6,11 @@ use burn::tensor::{Device, Distribution, Tensor};
 use lenet_model::{FeatureMap, ModelConfig, Stage};
 use proptest::prelude::*;
 
-fn block() -> impl Strategy<Value = String> {
+/// The numbers of one random block: kernel, stride, padding, dilation, and the pool's kernel and
+/// stride if it has one.
+type Numbers = (usize, usize, usize, usize, Option<(usize, usize)>);
+
+fn block() -> impl Strategy<Value = (String, Numbers)> {
     (
         1usize..5,                                   // out_channels
         1usize..4,                                   // kernel
@@ -18,16 +22,17 @@ fn block() -> impl Strategy<Value = String> {
         any::<bool>(),                               // batch norm
     )
         .prop_map(|(c, k, s, p, d, act, pool, bn)| {
-            let pool = pool
+            let pool_text = pool
                 .map(|(kind, k, s)| format!("pool = {{ kind = \"{kind}\", kernel = {k}, stride = {s} }}\n"))
                 .unwrap_or_default();
-            format!(
-                "[[features]]\nout_channels = {c}\nkernel = {k}\nstride = {s}\npadding = {p}\ndilation = {d}\nactivation = \"{act}\"\nbatch_norm = {bn}\n{pool}"
-            )
+            let text = format!(
+                "[[features]]\nout_channels = {c}\nkernel = {k}\nstride = {s}\npadding = {p}\ndilation = {d}\nactivation = \"{act}\"\nbatch_norm = {bn}\n{pool_text}"
+            );
+            (text, (k, s, p, d, pool.map(|(_, k, s)| (k, s))))
         })
 }
 
-fn network() -> impl Strategy<Value = (usize, usize, Vec<usize>, String)> {
+fn network() -> impl Strategy<Value = (usize, usize, Vec<usize>, String, Vec<Numbers>)> {
     (1usize..=3)
         .prop_flat_map(|n| {
             let side = match n {
@@ -44,27 +49,58 @@ fn network() -> impl Strategy<Value = (usize, usize, Vec<usize>, String)> {
             )
         })
         .prop_map(|(n, channels, size, blocks, hidden)| {
+            let (texts, numbers): (Vec<String>, Vec<Numbers>) = blocks.into_iter().unzip();
             let text = format!(
                 "num_classes = 3\ninput = {{ channels = {channels}, size = {size:?} }}\nclassifier = {{ hidden = {hidden:?} }}\n{}",
-                blocks.join("\n")
+                texts.join("\n")
             );
-            (n, channels, size, text)
+            (n, channels, size, text, numbers)
         })
+}
+
+/// Where the test's own walk through the sizes (written here, apart from the crate's code, with
+/// the formula `O = floor((I + 2P - D·(K-1) - 1) / S) + 1`) finds the maps shrinking below 1:
+/// the field a correct plan must name, or `None` for a valid network.
+fn first_too_small(size: &[usize], blocks: &[Numbers]) -> Option<String> {
+    let mut size = size.to_vec();
+    for (i, &(k, s, p, d, pool)) in blocks.iter().enumerate() {
+        for x in size.iter_mut() {
+            let span = d * (k - 1) + 1;
+            if *x + 2 * p < span {
+                return Some(format!("features[{i}].kernel"));
+            }
+            *x = (*x + 2 * p - span) / s + 1;
+        }
+        if let Some((pk, ps)) = pool {
+            for x in size.iter_mut() {
+                if *x < pk {
+                    return Some(format!("features[{i}].pool"));
+                }
+                *x = (*x - pk) / ps + 1;
+            }
+        }
+    }
+    None
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
-    fn inferred_shapes_match_the_built_network((n, channels, size, text) in network()) {
+    fn inferred_shapes_match_the_built_network((n, channels, size, text, numbers) in network()) {
         let config = ModelConfig::from_toml_str(&text, "<proptest>").unwrap();
-        // Some random stacks shrink below 1×1; those must be rejected, never built.
-        let plan = match config.plan() {
-            Ok(plan) => plan,
-            Err(e) => {
-                let msg = e.to_string();
-                prop_assert!(msg.starts_with("features["), "{}", msg);
+        // Some random stacks shrink below 1×1; exactly those must be rejected, naming the layer
+        // where it happens, and never built.
+        let expected_error = first_too_small(&size, &numbers);
+        let plan = match (config.plan(), expected_error) {
+            (Ok(plan), None) => plan,
+            (Err(lenet_model::ModelError::Invalid { at, .. }), Some(field)) => {
+                prop_assert_eq!(at, field, "{}", text);
                 return Ok(());
+            }
+            (result, expected) => {
+                prop_assert!(false, "expected {:?}, got {:?}\n{}", expected, result.map(|_| ()), text);
+                unreachable!()
             }
         };
         let device = Device::flex();

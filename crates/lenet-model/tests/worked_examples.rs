@@ -52,7 +52,7 @@ fn maps_after(net: &ConvNet, x: FeatureMap, stage: Stage) -> Vec<f32> {
     let mut seen = Vec::new();
     net.forward_observed(x, &mut |_, s, maps| {
         if s == stage {
-            seen = maps.to_vec();
+            seen = maps.to_vec().unwrap();
         }
     });
     seen
@@ -211,7 +211,7 @@ fn input_channels_are_summed_per_filter_one_map_per_filter() {
         &mut |_, s, m| {
             if s == Stage::Conv {
                 dims = m.dims();
-                vals = m.to_vec();
+                vals = m.to_vec().unwrap();
             }
         },
     );

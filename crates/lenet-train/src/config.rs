@@ -83,6 +83,32 @@ pub struct DataConfig {
     /// Any pair of IDX files as a dataset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom: Option<CustomData>,
+    /// Use only the first N images of each part (quick runs and tests; `--limit-*`).
+    #[serde(default, skip_serializing_if = "LimitConfig::is_none")]
+    pub limit: LimitConfig,
+}
+
+/// `[data.limit]`: caps on the number of images of each part, after the split. Part of the run's
+/// config, so that a resumed run uses the same images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    /// Training images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<usize>,
+    /// Validation images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<usize>,
+    /// Test images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<usize>,
+}
+
+impl LimitConfig {
+    /// No cap at all.
+    pub fn is_none(&self) -> bool {
+        *self == LimitConfig::default()
+    }
 }
 
 /// `data.dataset`: a built-in dataset, or `custom`.
@@ -457,6 +483,7 @@ fn default_data() -> DataConfig {
         mirrors: Vec::new(),
         augment: AugmentConfig::default(),
         custom: None,
+        limit: LimitConfig::default(),
     }
 }
 
@@ -577,6 +604,17 @@ impl RunConfig {
                 s.warmup_epochs, t.epochs
             ));
         }
+        if let Holdout::Fraction(f) = self.data.validation {
+            if !(0.0..1.0).contains(&f) {
+                return Err(format!(
+                    "data.validation: a fraction must be in [0, 1), found {f} (or give a count of images)"
+                ));
+            }
+        }
+        self.data
+            .augment
+            .validate()
+            .map_err(|e| format!("data.augment: {e}"))?;
         let b = &self.backend;
         if b.device.is_some() && !b.devices.is_empty() {
             return Err(

@@ -24,7 +24,6 @@
 //!     data: lenet_train::DataOptions {
 //!         root: "data".into(),
 //!         offline: false,
-//!         limit: None,
 //!         report_downloads: true,
 //!     },
 //!     display: lenet_train::DisplayMode::Lines,
@@ -56,7 +55,7 @@ pub mod train;
 pub use burn::train::Interrupter;
 pub use classifier::Classifier;
 pub use config::{BackendKind, ConfigError, RunConfig};
-pub use data::{DataOptions, ImageBatch, ImageItem, Limit, Normalization, Subset};
+pub use data::{DataOptions, ImageBatch, ImageItem, Normalization, Subset};
 pub use device::{compiled_backends, select, select_one, wgpu_adapters, Adapter, Selected};
 pub use evaluate::{evaluate, ClassMetrics, Evaluation, Prediction};
 pub use run::summary::TrainSummary;

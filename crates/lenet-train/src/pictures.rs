@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use lenet_data::Dataset;
-use lenet_model::{ConvNet, FeatureMap, Stage};
+use lenet_model::{ConvNet, FeatureMap, ModelError, Stage};
 use lenet_viz::{Curves, Grid, Scale, Series, Tile, VizError};
 
 use crate::data::Subset;
@@ -113,12 +113,12 @@ fn zoom_for(size: usize, target: usize) -> usize {
 /// One tile per (output filter, input channel) of every convolution, scaled symmetrically
 /// around 0 over the layer (0 is mid-gray, positive weights light, negative dark): the
 /// `filters-<layer>.png` pictures, named like `lenet summary`'s rows.
-pub fn filters(net: &ConvNet) -> Vec<(String, Grid)> {
+pub fn filters(net: &ConvNet) -> Result<Vec<(String, Grid)>, ModelError> {
     net.features
         .iter()
         .enumerate()
         .map(|(i, block)| {
-            let (shape, values) = block.conv.weights();
+            let (shape, values) = block.conv.weights()?;
             let (out, inp) = (shape[0], shape[1]);
             let (w, h, kernels) = pictures_of(&values, &shape[2..]);
             let tiles = kernels
@@ -146,7 +146,7 @@ pub fn filters(net: &ConvNet) -> Vec<(String, Grid)> {
                 scale: Scale::Symmetric,
                 tiles,
             };
-            (format!("features.{i}.conv"), grid)
+            Ok((format!("features.{i}.conv"), grid))
         })
         .collect()
 }
@@ -182,9 +182,9 @@ fn pictures_of(values: &[f32], spatial: &[usize]) -> (usize, usize, Vec<Vec<f32>
 
 /// The tiles of one feature map of a single input: one per channel, all on the layer's common
 /// value range, so that channels compare (an all-zero channel after a ReLU is uniformly black).
-fn map_grid(name: &str, maps: &FeatureMap) -> Grid {
+fn map_grid(name: &str, maps: &FeatureMap) -> Result<Grid, ModelError> {
     let dims = maps.dims();
-    let values = maps.to_vec();
+    let values = maps.to_vec()?;
     let channels = dims[1];
     let (w, h, pictures) = pictures_of(&values, &dims[2..]);
     let tiles: Vec<Tile> = pictures
@@ -207,18 +207,18 @@ fn map_grid(name: &str, maps: &FeatureMap) -> Grid {
         .map(|d| d.to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    Grid {
+    Ok(Grid {
         title: Some(format!("{name} [{shape}]")),
         columns: channels.min(8),
         zoom: zoom_for(w.max(h), 84),
         scale: Scale::Fixed(lo, hi),
         tiles,
-    }
+    })
 }
 
 /// The feature maps of a single input (`[1, ...]`) after every convolution, nonlinearity and
 /// pooling layer: the `maps-<layer>.png` pictures, in the order the network computes them.
-pub fn feature_maps(net: &ConvNet, input: FeatureMap) -> Vec<(String, Grid)> {
+pub fn feature_maps(net: &ConvNet, input: FeatureMap) -> Result<Vec<(String, Grid)>, ModelError> {
     let mut out = Vec::new();
     let _ = net.forward_observed(input, &mut |block, stage, maps| {
         let layer = match stage {
@@ -227,13 +227,13 @@ pub fn feature_maps(net: &ConvNet, input: FeatureMap) -> Vec<(String, Grid)> {
             Stage::Pool => "pool",
         };
         let name = format!("features.{block}.{layer}");
-        out.push((name.clone(), map_grid(&name, maps)));
+        out.push(map_grid(&name, maps).map(|grid| (name, grid)));
     });
-    out
+    out.into_iter().collect()
 }
 
 /// The input as the network sees it (normalised, padded), one tile per channel.
-pub fn input_grid(input: &FeatureMap) -> Grid {
+pub fn input_grid(input: &FeatureMap) -> Result<Grid, ModelError> {
     map_grid("input", input)
 }
 
@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn filters_have_one_tile_per_kernel_and_input_channel() {
-        let grids = filters(&lenet5());
+        let grids = filters(&lenet5()).unwrap();
         assert_eq!(grids.len(), 2);
         assert_eq!(grids[0].0, "features.0.conv");
         assert_eq!(grids[0].1.tiles.len(), 6);
@@ -277,7 +277,7 @@ mod tests {
             TensorData::new(vec![0.5f32; 28 * 28], [1, 1, 28, 28]),
             &Device::flex(),
         );
-        let maps = feature_maps(&net, FeatureMap::D2(x));
+        let maps = feature_maps(&net, FeatureMap::D2(x)).unwrap();
         let names: Vec<&str> = maps.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -326,7 +326,7 @@ mod tests {
         // one uniform gray, ordered like the biases (the layer shares one range).
         let net = lenet5();
         let x = Tensor::<4>::zeros([1, 1, 28, 28], &Device::flex());
-        let maps = feature_maps(&net, FeatureMap::D2(x));
+        let maps = feature_maps(&net, FeatureMap::D2(x)).unwrap();
         let (_, conv) = &maps[0];
         let picture = lenet_viz::grid_png(conv).unwrap();
         let bias: Vec<f32> = match &net.features[0].conv {

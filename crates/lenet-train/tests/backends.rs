@@ -55,7 +55,7 @@ fn train_steps(kind: BackendKind, init: &std::path::Path) -> (Vec<f32>, Vec<f32>
         losses.push(out.loss.into_data().try_to_vec::<f32>().unwrap()[0]);
         model = next;
     }
-    let (_, weights) = model.net.features[0].conv.weights();
+    let (_, weights) = model.net.features[0].conv.weights().unwrap();
     (losses, weights)
 }
 
@@ -88,7 +88,7 @@ fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
 /// Whether wgpu has an adapter; under CI (which installs lavapipe) a missing one is a failure.
 fn wgpu_ready() -> bool {
     if !compiled_backends().contains(&BackendKind::Wgpu) {
-        eprintln!("NOTICE: skipping the wgpu comparison: this build has no wgpu feature");
+        lenet_data::testing::unavailable("this build has no wgpu feature");
         return false;
     }
     if !wgpu_adapters().is_empty() {

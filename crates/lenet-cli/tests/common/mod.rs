@@ -1,7 +1,10 @@
 //! Helpers shared by the CLI's integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use burn::module::Module;
+use burn::tensor::Device;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The real datasets (`LENET_DATA_DIR`, else `../shared/data` beside the project). When they are
@@ -56,4 +59,84 @@ pub fn configs() -> PathBuf {
         std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()),
     )
     .join("../../configs")
+}
+
+/// A run's `summary.json`.
+pub fn summary(run_dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run_dir.join("summary.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every parameter of a saved network, flattened.
+pub fn weights(path: &Path, config: &Path) -> Vec<f32> {
+    let cfg = lenet_train::RunConfig::load(config, &[]).unwrap();
+    let net: lenet_model::ConvNet = cfg
+        .model
+        .init(&Device::flex())
+        .unwrap()
+        .try_load_file(path)
+        .unwrap();
+    let mut all = Vec::new();
+    for b in &net.features {
+        all.extend(b.conv.weights().unwrap().1);
+        if let lenet_model::Conv::D2(c) = &b.conv {
+            all.extend(
+                c.bias
+                    .as_ref()
+                    .unwrap()
+                    .val()
+                    .to_data()
+                    .try_to_vec::<f32>()
+                    .unwrap(),
+            );
+        }
+    }
+    for l in net.hidden.iter().chain(std::iter::once(&net.output)) {
+        all.extend(l.weight.val().to_data().try_to_vec::<f32>().unwrap());
+        all.extend(
+            l.bias
+                .as_ref()
+                .unwrap()
+                .val()
+                .to_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+        );
+    }
+    all
+}
+
+/// `metrics.csv` of a run without its timing columns (`images_per_second`, `seconds`): what must
+/// be the same for the same config and seed.
+pub fn metrics_without_timing(run_dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let keep: Vec<usize> = (0..header.len())
+        .filter(|&i| !matches!(header[i], "images_per_second" | "seconds"))
+        .collect();
+    text.lines()
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            keep.iter().map(|&i| c[i]).collect::<Vec<_>>().join(",")
+        })
+        .collect()
+}
+
+/// The largest difference between two runs' weights.
+pub fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "different numbers of weights");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
+/// `lenet train --resume` of `run_dir`, quietly, on the data under `root` (more flags may follow).
+pub fn resume(root: &Path, run_dir: &Path) -> Command {
+    let mut c = lenet();
+    c.args(["train", "--resume", "--quiet", "--offline", "--run-dir"])
+        .arg(run_dir)
+        .arg("--data-dir")
+        .arg(root);
+    c
 }

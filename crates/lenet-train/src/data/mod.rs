@@ -34,31 +34,17 @@ pub struct DataOptions {
     pub root: PathBuf,
     /// Never download.
     pub offline: bool,
-    /// Use only the first N images of each part (quick runs and tests).
-    pub limit: Option<Limit>,
     /// Say on standard error when a file is downloaded.
     pub report_downloads: bool,
 }
 
-/// Caps on the number of images (after the split).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
-    /// Training images.
-    pub train: usize,
-    /// Validation images.
-    pub valid: usize,
-    /// Test images.
-    pub test: usize,
-}
-
-impl Limit {
-    /// The cap of one part.
-    pub fn of(&self, subset: Subset) -> usize {
-        match subset {
-            Subset::Train => self.train,
-            Subset::Valid => self.valid,
-            Subset::Test => self.test,
-        }
+/// The cap `[data.limit]` puts on one part.
+pub fn limit_of(config: &RunConfig, subset: Subset) -> Option<usize> {
+    let l = &config.data.limit;
+    match subset {
+        Subset::Train => l.train,
+        Subset::Valid => l.valid,
+        Subset::Test => l.test,
     }
 }
 
@@ -112,8 +98,7 @@ pub fn load(config: &RunConfig, plan: &Plan, opts: &DataOptions) -> Result<RunDa
     let train_file = load_file(config, lenet_data::Split::Train, opts)?;
     let test_file = load_file(config, lenet_data::Split::Test, opts)?;
     let part = |subset: Subset, source: &Source, augment: Option<Augmenter>| {
-        let limit = opts.limit.map(|l| l.of(subset));
-        let indices = indices(subset, source.data.len(), config, limit)?;
+        let indices = indices(subset, source.data.len(), config, limit_of(config, subset))?;
         if indices.is_empty() && subset != Subset::Test {
             return Err(SourceError::Empty(subset));
         }

@@ -46,7 +46,11 @@ pub fn format(rows: &[MetricRow]) -> String {
     let mut columns: Vec<String> = rows.iter().flat_map(|r| r.values.keys().cloned()).collect();
     columns.sort();
     columns.dedup();
-    let mut out = format!("epoch,split,{}\n", columns.join(","));
+    let header: Vec<&str> = ["epoch", "split"]
+        .into_iter()
+        .chain(columns.iter().map(String::as_str))
+        .collect();
+    let mut out = format!("{}\n", header.join(","));
     let mut rows: Vec<&MetricRow> = rows.iter().collect();
     rows.sort_by_key(|r| (r.epoch, r.split));
     for r in rows {

@@ -25,6 +25,7 @@ use burn::module::Module;
 use lenet_model::ConvNet;
 
 use crate::config::{ConfigError, RunConfig};
+use crate::data::Subset;
 use metrics::MetricRow;
 use summary::TrainSummary;
 
@@ -48,6 +49,22 @@ pub enum RunError {
     /// `--resume` on a directory without checkpoints.
     #[error("{} has no checkpoint to resume from", .0.display())]
     NothingToResume(PathBuf),
+    /// `--resume` with a config that would change the run, not just extend it.
+    #[error("{} cannot be resumed with a different {}: {}; only training.epochs, training.keep_checkpoints, training.final_model and backend.* may change (start a new run for the rest)", path.display(), if changes.len() == 1 { "setting" } else { "settings" }, changes.iter().map(|(k, old, new)| format!("{k} {old} → {new}")).collect::<Vec<_>>().join(", "))]
+    Changed {
+        /// The run.
+        path: PathBuf,
+        /// `(key, old value, new value)` for each differing key.
+        changes: Vec<(String, String, String)>,
+    },
+    /// No checkpoint of the run can be loaded.
+    #[error("{} has no checkpoint that can be loaded ({}); start a new run", path.display(), problems.join("; "))]
+    Unusable {
+        /// The run.
+        path: PathBuf,
+        /// Each damaged checkpoint and why.
+        problems: Vec<String>,
+    },
     /// `--resume` of a run that has done all its epochs.
     #[error("{} already completed {done} of {epochs} epochs; raise training.epochs (e.g. --epochs {}) to train further", path.display(), done + 1)]
     Completed {
@@ -124,26 +141,97 @@ pub struct RunDir {
 /// Where a resumed run continues from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResumeState {
-    /// The last epoch with a complete checkpoint.
+    /// The epoch whose checkpoint it continues from (0: from the start, no epoch was kept).
     pub epoch: usize,
     /// The `metrics.csv` rows up to that epoch (later rows belong to an interrupted attempt).
     pub rows: Vec<MetricRow>,
+    /// Newer checkpoints that could not be used, and why (said to the user).
+    pub skipped: Vec<String>,
 }
 
 impl RunDir {
-    /// Creates `path` for a new run; fails if it already holds one.
-    pub fn create(path: &Path) -> Result<RunDir, RunError> {
+    /// The directory of a new run at `path`, checked but not created: fails if it already
+    /// holds a run (kept weights or a complete checkpoint).
+    pub fn for_new_run(path: &Path) -> Result<RunDir, RunError> {
         let dir = RunDir {
             path: path.to_path_buf(),
         };
-        if dir.config_path().exists() || dir.checkpoint_dir().exists() {
+        if dir.holds_run() {
             return Err(RunError::Exists(path.to_path_buf()));
         }
-        fs::create_dir_all(path).map_err(|source| lenet_io::WriteError {
-            path: path.to_path_buf(),
+        Ok(dir)
+    }
+
+    /// Creates `path` for a new run ([`RunDir::for_new_run`], then [`RunDir::create_dirs`]).
+    pub fn create(path: &Path) -> Result<RunDir, RunError> {
+        let dir = RunDir::for_new_run(path)?;
+        dir.create_dirs()?;
+        Ok(dir)
+    }
+
+    /// Creates the directory of a new run. A run directory that never completed an epoch (a run
+    /// that failed or was stopped in its first epoch) is cleared and reused.
+    pub fn create_dirs(&self) -> Result<(), RunError> {
+        if self.config_path().is_file() {
+            self.clear()?;
+        }
+        fs::create_dir_all(&self.path).map_err(|source| lenet_io::WriteError {
+            path: self.path.clone(),
             source,
         })?;
-        Ok(dir)
+        Ok(())
+    }
+
+    /// Whether the directory holds a run worth keeping: kept weights or a complete checkpoint.
+    pub fn holds_run(&self) -> bool {
+        self.model_path().exists() || self.last_checkpoint().is_some()
+    }
+
+    /// Removes what lenet and burn-train wrote into a run that never completed an epoch.
+    fn clear(&self) -> Result<(), RunError> {
+        let files = [
+            "config.toml",
+            "metrics.csv",
+            "summary.json",
+            "curves.png",
+            "curves.svg",
+        ];
+        let dirs = ["checkpoint", "train", "valid"];
+        for (name, is_dir) in files
+            .iter()
+            .map(|f| (f, false))
+            .chain(dirs.iter().map(|d| (d, true)))
+        {
+            let p = self.path.join(name);
+            let result = if is_dir {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+            if let Err(source) = result {
+                if source.kind() != std::io::ErrorKind::NotFound {
+                    return Err(lenet_io::WriteError { path: p, source }.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the temporary files a killed run left (`lenet_io`'s `.<name>.<random>.tmp`
+    /// beside the run's files, Burn's `<name>.<pid>-<n>.tmp` beside the checkpoints): they
+    /// never hold a file that was complete.
+    pub fn remove_stale_temporaries(&self) {
+        for (dir, hidden) in [(self.path.clone(), true), (self.checkpoint_dir(), false)] {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".tmp") && (!hidden || name.starts_with('.')) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
     }
 
     /// Opens an existing run (one with a `config.toml`).
@@ -182,11 +270,14 @@ impl RunDir {
         self.checkpoint_dir().join(format!("model-{epoch}.bpk"))
     }
 
-    /// The last epoch with a complete checkpoint (model, optimizer and scheduler).
-    pub fn last_checkpoint(&self) -> Option<usize> {
+    /// The epochs with a complete checkpoint (model, optimizer and scheduler files), newest
+    /// first.
+    pub fn checkpoints(&self) -> Vec<usize> {
         let dir = self.checkpoint_dir();
-        fs::read_dir(&dir)
-            .ok()?
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut epochs: Vec<usize> = entries
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
@@ -198,27 +289,95 @@ impl RunDir {
             .filter(|n| {
                 ["optim", "scheduler"]
                     .iter()
-                    .all(|k| dir.join(format!("{k}-{n}.bpk")).exists())
+                    .all(|k| dir.join(format!("{k}-{n}.bpk")).is_file())
             })
-            .max()
+            .collect();
+        epochs.sort_unstable_by(|a, b| b.cmp(a));
+        epochs
     }
 
-    /// Where a resumed run of `epochs` epochs continues from: an error if there is no
-    /// checkpoint or nothing left to do.
-    pub fn resume_state(&self, epochs: usize) -> Result<ResumeState, RunError> {
-        let epoch = self
-            .last_checkpoint()
-            .ok_or_else(|| RunError::NothingToResume(self.path.clone()))?;
-        if epoch >= epochs {
-            return Err(RunError::Completed {
+    /// The last epoch with a complete checkpoint.
+    pub fn last_checkpoint(&self) -> Option<usize> {
+        self.checkpoints().first().copied()
+    }
+
+    /// The checkpoints a resumed run may continue from, newest first: complete ones whose
+    /// epochs are all in `metrics.csv` (a run killed between writing a checkpoint and its
+    /// metrics continues from the epoch before), and the metrics rows so far.
+    pub fn resume_candidates(&self) -> Result<(Vec<usize>, Vec<MetricRow>), RunError> {
+        let rows = self.read_metrics()?;
+        let recorded = |e: usize| {
+            [Subset::Train, Subset::Valid]
+                .iter()
+                .all(|s| rows.iter().any(|r| r.epoch == e && r.split == *s))
+        };
+        let candidates = self
+            .checkpoints()
+            .into_iter()
+            .filter(|&epoch| (1..=epoch).all(recorded))
+            .collect();
+        Ok((candidates, rows))
+    }
+
+    /// Reads `summary.json`, if the run has one that lenet can read.
+    pub fn read_summary(&self) -> Option<TrainSummary> {
+        let text = fs::read_to_string(self.path.join("summary.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The config a resumed run continues with: the run's own `config.toml`, with what may
+    /// change without changing the run taken from `requested` (more epochs, checkpoints kept,
+    /// which weights to keep, the backend). Any other difference (model, data, split, limits,
+    /// seed, batching, optimizer, schedule) is refused, listing each key with its old and new
+    /// value.
+    pub fn resume_config(&self, requested: &RunConfig) -> Result<RunConfig, RunError> {
+        let stored = self.read_config(&[])?;
+        let flat = |c: &RunConfig| -> Result<Vec<(String, String)>, RunError> {
+            let text = c.to_toml_string()?;
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| RunError::Save {
+                path: self.config_path(),
+                message: e.to_string(),
+            })?;
+            let mut out = Vec::new();
+            flatten("", &toml::Value::Table(table), &mut out);
+            Ok(out)
+        };
+        let (old, new) = (flat(&stored)?, flat(requested)?);
+        let get = |list: &[(String, String)], key: &str| {
+            list.iter()
+                .find(|(k, _)| k == key)
+                .map_or_else(|| "(unset)".to_string(), |(_, v)| v.clone())
+        };
+        let mut keys: Vec<&String> = old.iter().chain(&new).map(|(k, _)| k).collect();
+        keys.sort();
+        keys.dedup();
+        let may_change = |k: &str| {
+            [
+                "training.epochs",
+                "training.keep_checkpoints",
+                "training.final_model",
+            ]
+            .contains(&k)
+                || k.starts_with("backend.")
+        };
+        let changes: Vec<(String, String, String)> = keys
+            .into_iter()
+            .filter(|k| !may_change(k))
+            .map(|k| (k.clone(), get(&old, k), get(&new, k)))
+            .filter(|(_, a, b)| a != b)
+            .collect();
+        if !changes.is_empty() {
+            return Err(RunError::Changed {
                 path: self.path.clone(),
-                done: epoch,
-                epochs,
+                changes,
             });
         }
-        let mut rows = self.read_metrics()?;
-        rows.retain(|r| r.epoch <= epoch);
-        Ok(ResumeState { epoch, rows })
+        let mut merged = stored;
+        merged.training.epochs = requested.training.epochs;
+        merged.training.keep_checkpoints = requested.training.keep_checkpoints;
+        merged.training.final_model = requested.training.final_model;
+        merged.backend = requested.backend.clone();
+        Ok(merged)
     }
 
     /// Writes `config.toml`.
@@ -282,6 +441,29 @@ impl RunDir {
     }
 }
 
+/// Every leaf of a TOML value as `(dotted key, value as TOML)`: tables by key, arrays of tables
+/// by index (`model.features[1].kernel`), other arrays as one value.
+fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::Array(a) if a.iter().any(toml::Value::is_table) => {
+            for (i, v) in a.iter().enumerate() {
+                flatten(&format!("{prefix}[{i}]"), v, out);
+            }
+        }
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        v => out.push((prefix.to_string(), v.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,29 +475,93 @@ mod tests {
         let run = RunDir::create(&dir).unwrap();
         let config = RunConfig::parse("[model]\npreset = \"lenet5\"\n", "t.toml", &[]).unwrap();
         run.write_config(&config).unwrap();
-        assert!(matches!(RunDir::create(&dir), Err(RunError::Exists(_))));
+        // A run that never completed an epoch is reused by a new run.
+        assert!(!run.holds_run());
+        fs::write(dir.join("metrics.csv"), "epoch,split\n").unwrap();
+        let again = RunDir::create(&dir).unwrap();
+        assert!(!again.config_path().exists() && !dir.join("metrics.csv").exists());
+        run.write_config(&config).unwrap();
         let opened = RunDir::open(&dir).unwrap();
         assert_eq!(opened.read_config(&[]).unwrap(), config);
         assert_eq!(opened.last_checkpoint(), None);
-        assert!(matches!(
-            opened.resume_state(3),
-            Err(RunError::NothingToResume(_))
-        ));
         fs::create_dir_all(dir.join("checkpoint")).unwrap();
-        for k in ["model", "optim", "scheduler"] {
-            fs::write(dir.join(format!("checkpoint/{k}-2.bpk")), b"").unwrap();
+        for e in [1, 2] {
+            for k in ["model", "optim", "scheduler"] {
+                fs::write(dir.join(format!("checkpoint/{k}-{e}.bpk")), b"").unwrap();
+            }
         }
         fs::write(dir.join("checkpoint/model-3.bpk"), b"").unwrap();
+        fs::write(dir.join("checkpoint/model-3.bpk.77-0.tmp"), b"").unwrap();
+        fs::write(dir.join(".metrics.csv.x1y2.tmp"), b"").unwrap();
+        assert_eq!(run.checkpoints(), vec![2, 1]);
         assert_eq!(run.last_checkpoint(), Some(2));
-        assert_eq!(run.resume_state(3).unwrap().epoch, 2);
-        let e = run.resume_state(2).unwrap_err().to_string();
-        assert!(
-            e.contains("already completed 2 of 2 epochs") && e.contains("--epochs 3"),
-            "{e}"
-        );
+        assert!(run.holds_run());
+        assert!(matches!(RunDir::create(&dir), Err(RunError::Exists(_))));
+        // Only epochs whose metrics were written can be continued from.
+        let row = |epoch, split| MetricRow {
+            epoch,
+            split,
+            values: Default::default(),
+        };
+        let rows = [
+            row(1, Subset::Train),
+            row(1, Subset::Valid),
+            row(2, Subset::Train),
+        ];
+        run.write_metrics(&rows).unwrap();
+        assert_eq!(run.resume_candidates().unwrap().0, vec![1]);
+        run.remove_stale_temporaries();
+        assert!(!dir.join("checkpoint/model-3.bpk.77-0.tmp").exists());
+        assert!(!dir.join(".metrics.csv.x1y2.tmp").exists());
+        assert!(dir.join("checkpoint/model-3.bpk").exists());
         assert!(matches!(
             RunDir::open(&tmp.path().join("nowhere")),
             Err(RunError::NothingToResume(_))
         ));
+    }
+
+    #[test]
+    fn resuming_may_extend_a_run_but_not_change_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(&tmp.path().join("run")).unwrap();
+        let parse = |extra: &[&str]| {
+            let o: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+            RunConfig::parse("[model]\npreset = \"lenet5\"\n", "t.toml", &o).unwrap()
+        };
+        let stored = parse(&["data.limit.train=100"]);
+        run.write_config(&stored).unwrap();
+        // More epochs and another backend: allowed, and taken.
+        let merged = run
+            .resume_config(&parse(&[
+                "data.limit.train=100",
+                "training.epochs=20",
+                "backend.kind=ndarray",
+            ]))
+            .unwrap();
+        assert_eq!(merged.training.epochs, 20);
+        assert_eq!(merged.backend.kind, crate::config::BackendKind::Ndarray);
+        // A different seed, split, limit or model: refused, each key named with old → new.
+        let e = run
+            .resume_config(&parse(&[
+                "training.seed=7",
+                "data.validation=0.2",
+                "model.num_classes=10",
+            ]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("training.seed 42 → 7"), "{e}");
+        assert!(e.contains("data.validation 5000 → 0.2"), "{e}");
+        assert!(e.contains("data.limit.train 100 → (unset)"), "{e}");
+        assert!(
+            !e.contains("num_classes"),
+            "an unchanged key is not listed: {e}"
+        );
+        let e = run
+            .resume_config(&parse(&["data.limit.train=100", "model.features=[]"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("model.features"), "{e}");
+        // The stored config is not touched by a refused resume.
+        assert_eq!(run.read_config(&[]).unwrap(), stored);
     }
 }

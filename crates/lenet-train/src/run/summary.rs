@@ -4,6 +4,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::FinalModel;
 
+/// Which weights `model.bpk` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kept {
+    /// The epoch with the best validation accuracy.
+    Best,
+    /// The last epoch.
+    Last,
+    /// The weights reached when training was interrupted (mid-epoch).
+    Interrupted,
+}
+
+impl From<FinalModel> for Kept {
+    fn from(f: FinalModel) -> Kept {
+        match f {
+            FinalModel::Best => Kept::Best,
+            FinalModel::Last => Kept::Last,
+        }
+    }
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TrainSummary {
@@ -30,8 +51,8 @@ pub struct TrainSummary {
     pub test_correct: usize,
     /// Test images.
     pub test_samples: usize,
-    /// Which weights were kept: `best` or `last`.
-    pub final_model: FinalModel,
+    /// Which weights `model.bpk` holds: `best`, `last` or `interrupted`.
+    pub final_model: Kept,
     /// Wall time of this session's training loop.
     pub train_seconds: f64,
     /// Training images per second over this session's training epochs.
