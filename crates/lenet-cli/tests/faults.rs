@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     configs, data_root, largest_difference, lenet, metrics_without_timing, resume, run, scratch,
-    summary, weights,
+    summary, weights, SMALL,
 };
 
 /// A quick run: 3 epochs of 2,048 images (about a second each here), validation and test on 256.
@@ -20,14 +20,7 @@ fn train(root: &Path, run_dir: &Path, schedule: &str) -> Command {
     let mut c = lenet();
     c.args(["train", "--quiet", "--offline", "--epochs", "3", "--config"])
         .arg(configs().join("lenet5.toml"))
-        .args([
-            "--limit-train",
-            "2048",
-            "--limit-valid",
-            "256",
-            "--limit-test",
-            "256",
-        ])
+        .args(SMALL)
         .args(["--set", &format!("training.schedule.kind={schedule}")])
         .arg("--data-dir")
         .arg(root)

@@ -5,7 +5,7 @@
 mod common;
 use std::path::Path;
 
-use common::{configs, data_root, lenet, run, scratch};
+use common::{configs, data_root, lenet, run, scratch, SMALL};
 
 fn png_size(path: &Path) -> (u32, u32) {
     let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -31,14 +31,7 @@ fn a_run_draws_its_curves_and_eval_and_viz_draw_what_the_network_does() {
     let (code, out, err) = run(lenet()
         .args(["train", "--quiet", "--offline", "--epochs", "2", "--config"])
         .arg(configs().join("lenet5.toml"))
-        .args([
-            "--limit-train",
-            "2048",
-            "--limit-valid",
-            "256",
-            "--limit-test",
-            "256",
-        ])
+        .args(SMALL)
         .arg("--data-dir")
         .arg(&root)
         .arg("--run-dir")

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     configs, data_root, lenet, metrics_without_timing, resume, run, scratch, summary, weights,
+    SMALL,
 };
 
 fn train_args(root: &Path, run_dir: &Path) -> Vec<String> {
@@ -187,15 +188,6 @@ fn one_epoch_of_lenet5_reaches_97_percent_and_eval_reproduces_it() {
     assert!(err.contains("--resume"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
-
-const SMALL: [&str; 6] = [
-    "--limit-train",
-    "2048",
-    "--limit-valid",
-    "256",
-    "--limit-test",
-    "256",
-];
 
 #[test]
 fn a_resumed_run_ends_with_the_same_weights_and_the_same_metrics() {

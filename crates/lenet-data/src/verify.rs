@@ -123,8 +123,9 @@ pub fn fetch(
     on_event: &mut dyn FnMut(FetchEvent<'_>),
 ) -> Result<VerifyReport, DataError> {
     let dir = kind.dir(root);
-    remove_stale_temporaries(&dir, kind);
     for f in kind.files() {
+        // What a killed download left never holds a verified file.
+        lenet_io::remove_stale_temporaries(&dir.join(f.name));
         let gz = dir.join(f.name);
         let raw = dir.join(f.raw_name());
         if gz.is_file() {
@@ -153,26 +154,9 @@ enum Parsed {
     Labels(Vec<u8>),
 }
 
-/// Removes what a killed download of one of `kind`'s files left in `dir`: `lenet_io`'s
-/// temporary files, `.<file name>.<random>.tmp`, which never hold a verified file.
-fn remove_stale_temporaries(dir: &Path, kind: DatasetKind) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let ours = kind
-            .files()
-            .iter()
-            .any(|f| name.starts_with(&format!(".{}.", f.name)) && name.ends_with(".tmp"));
-        if ours {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
-/// Checks the four standard files in `dir` (rows are named `prefix` + the file name). With `kind`, checksums and counts are compared to
-/// that dataset's; without, checksums are matched against every built-in dataset.
+/// Checks the four standard files in `dir` (rows are named `prefix` + the file name). With
+/// `kind`, checksums and counts are compared to that dataset's; without, checksums are matched
+/// against every built-in dataset.
 pub fn verify_dir(dir: &Path, kind: Option<DatasetKind>, prefix: &str) -> VerifyReport {
     let mut report = VerifyReport::default();
     // Both built-in datasets use the same four names, in the same order.

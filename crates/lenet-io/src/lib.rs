@@ -138,6 +138,21 @@ fn sync_dir(dir: &Path) {
     let _ = dir;
 }
 
+/// Removes the temporary files that writes of `dest` left when their process was killed
+/// (`.<file name>.<random>.tmp` beside it): they never hold a complete file. Best effort.
+pub fn remove_stale_temporaries(dest: &Path) {
+    let (Some(name), Ok(entries)) = (dest.file_name(), fs::read_dir(parent(dest))) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    for e in entries.flatten() {
+        let found = e.file_name().to_string_lossy().into_owned();
+        if found.starts_with(&prefix) && found.ends_with(".tmp") {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically (see the crate documentation).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     write_atomic_with(path, |w| w.write_all(bytes))
@@ -256,6 +271,19 @@ mod tests {
         assert!(err.to_string().contains("data.bin"), "{err}");
         assert_eq!(fs::read(&path).unwrap(), b"old");
         assert_eq!(names(dir.path()), ["data.bin"]);
+    }
+
+    #[test]
+    fn stale_temporaries_of_a_file_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.bin");
+        // What a killed write leaves: the temporary file, never renamed.
+        std::mem::forget(AtomicFile::create(&path).unwrap());
+        fs::write(dir.path().join(".other.bin.x.tmp"), b"").unwrap();
+        fs::write(dir.path().join("data.bin.tmp"), b"").unwrap();
+        assert_eq!(names(dir.path()).len(), 3);
+        remove_stale_temporaries(&path);
+        assert_eq!(names(dir.path()), [".other.bin.x.tmp", "data.bin.tmp"]);
     }
 
     #[test]

@@ -21,6 +21,16 @@ pub fn data_root() -> Option<PathBuf> {
     None
 }
 
+/// A slice of MNIST for quick runs: 2,048 training, 256 validation and 256 test images.
+pub const SMALL: [&str; 6] = [
+    "--limit-train",
+    "2048",
+    "--limit-valid",
+    "256",
+    "--limit-test",
+    "256",
+];
+
 /// A fresh scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lenet-cli-{name}-{}", std::process::id()));

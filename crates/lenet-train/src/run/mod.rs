@@ -132,6 +132,16 @@ fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     }
 }
 
+/// The files lenet writes at the top of a run directory.
+const FILES: [&str; 6] = [
+    "config.toml",
+    "model.bpk",
+    "metrics.csv",
+    "summary.json",
+    "curves.png",
+    "curves.svg",
+];
+
 /// A run directory.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -189,15 +199,9 @@ impl RunDir {
 
     /// Removes what lenet and burn-train wrote into a run that never completed an epoch.
     fn clear(&self) -> Result<(), RunError> {
-        let files = [
-            "config.toml",
-            "metrics.csv",
-            "summary.json",
-            "curves.png",
-            "curves.svg",
-        ];
+        // There is no model.bpk here (a run that has one is kept).
         let dirs = ["checkpoint", "train", "valid"];
-        for (name, is_dir) in files
+        for (name, is_dir) in FILES
             .iter()
             .map(|f| (f, false))
             .chain(dirs.iter().map(|d| (d, true)))
@@ -221,16 +225,27 @@ impl RunDir {
     /// beside the run's files, Burn's `<name>.<pid>-<n>.tmp` beside the checkpoints): they
     /// never hold a file that was complete.
     pub fn remove_stale_temporaries(&self) {
-        for (dir, hidden) in [(self.path.clone(), true), (self.checkpoint_dir(), false)] {
-            let Ok(entries) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.ends_with(".tmp") && (!hidden || name.starts_with('.')) {
-                    let _ = fs::remove_file(e.path());
-                }
+        for f in FILES {
+            lenet_io::remove_stale_temporaries(&self.path.join(f));
+        }
+        let Ok(entries) = fs::read_dir(self.checkpoint_dir()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".tmp") {
+                let _ = fs::remove_file(e.path());
             }
+        }
+    }
+
+    /// One sentence on the checkpoint a stopped run keeps, for messages.
+    pub fn kept_checkpoint(&self) -> String {
+        match self.last_checkpoint() {
+            Some(e) => format!(
+                "The checkpoint of epoch {e} is kept in {}.",
+                self.checkpoint_dir().display()
+            ),
+            None => "No epoch was completed, so no checkpoint was written.".to_string(),
         }
     }
 

@@ -255,13 +255,7 @@ fn outcome(
     result: LearningResult<Classifier>,
 ) -> Result<End, TrainError> {
     if let Some((epoch, batch, value)) = history.non_finite {
-        let checkpoint = match dir.last_checkpoint() {
-            Some(e) => format!(
-                "The checkpoint of epoch {e} is kept in {}.",
-                dir.checkpoint_dir().display()
-            ),
-            None => "No epoch was completed, so no checkpoint was written.".to_string(),
-        };
+        let checkpoint = dir.kept_checkpoint();
         return Err(TrainError::NonFinite {
             epoch,
             batch,

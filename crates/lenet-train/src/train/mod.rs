@@ -206,13 +206,7 @@ fn interrupted(dir: &RunDir, at: Option<(usize, usize)>) -> String {
         Some((epoch, batch)) => format!(" (epoch {epoch}, batch {batch})"),
         None => String::new(),
     };
-    let kept = match dir.last_checkpoint() {
-        Some(e) => format!(
-            "The checkpoint of epoch {e} is kept in {}.",
-            dir.checkpoint_dir().display()
-        ),
-        None => "No epoch was completed, so no checkpoint was written.".to_string(),
-    };
+    let kept = dir.kept_checkpoint();
     format!(
         "the weights at the interruption{at} are saved in {} (evaluated in summary.json). {kept} Resume with: lenet train --resume --run-dir {}",
         dir.model_path().display(),
