@@ -15,8 +15,48 @@
 use rayon::prelude::*;
 
 use crate::buffer::zeros;
-
+use crate::direct;
 use crate::gemm::{matmul, View};
+
+/// How a pass is computed: by the direct kernels (the default where the machine has AVX2 and
+/// FMA) or by im2col and a matrix product (everywhere else, and with `LENET_KERNELS=im2col`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Im2col,
+    Direct,
+}
+
+impl Method {
+    /// The method [`forward`] and [`backward_weight`] use for `g` on this machine: the direct
+    /// kernels where there are enough taps to fill their blocks (see [`DIRECT_MIN_TAPS`]).
+    pub fn chosen(g: &ConvGeometry) -> Method {
+        Method::pick(g.taps())
+    }
+
+    /// The method [`backward_input`] uses for `g`: the direct one needs stride 1, and its taps
+    /// are the output channels times the kernel.
+    pub fn chosen_for_input_grad(g: &ConvGeometry) -> Method {
+        match Method::pick(g.out_channels * g.kernel[0] * g.kernel[1]) {
+            Method::Direct if direct::input_grad_applies(g) => Method::Direct,
+            _ => Method::Im2col,
+        }
+    }
+
+    fn pick(taps: usize) -> Method {
+        if direct::available() && crate::direct_enabled() && taps >= DIRECT_MIN_TAPS {
+            Method::Direct
+        } else {
+            Method::Im2col
+        }
+    }
+}
+
+/// The fewest kernel taps for which the direct kernels are used. Below it im2col was measured
+/// as fast or faster (LeNet-5's first convolution, 25 taps: forward 1.09 against 1.01 ms,
+/// weight gradient 1.18 against 1.04 ms at batch 64 on one thread), above it the direct
+/// kernels were faster (the second convolution, 150 taps: 0.76 against 1.47 ms, 0.69 against
+/// 1.55 ms; its input gradient, 400 taps: 1.99 against 2.71 ms). `examples/kernel_timing.rs`.
+pub const DIRECT_MIN_TAPS: usize = 64;
 
 /// The geometry of one convolution: input `[batch, in_channels, height, width]`, weights
 /// `[out_channels, in_channels, kernel[0], kernel[1]]`. `padding[a]` is (before, after) along
@@ -223,7 +263,7 @@ pub enum Activation {
 impl Activation {
     /// Applies the nonlinearity to `values` in place (one loop per kind, so that each is a
     /// plain loop the compiler can vectorise).
-    fn apply_all(self, values: &mut [f32]) {
+    pub(crate) fn apply_all(self, values: &mut [f32]) {
         match self {
             Activation::None => {}
             Activation::Relu => values
@@ -266,7 +306,7 @@ impl Activation {
                 }
             }
             // The same operations in the same order as Burn's `tanh(x · inner) · outer`.
-            Activation::Tanh { outer, inner } => (v * inner).tanh() * outer,
+            Activation::Tanh { outer, inner } => tanh(v * inner) * outer,
             Activation::Sigmoid => 1.0 / (1.0 + (-v).exp()),
         }
     }
@@ -292,9 +332,62 @@ impl Activation {
     }
 }
 
+/// `tanh(x)` as a rational function, vectorised by the compiler (the C library's `tanhf` is
+/// one call per value, and was most of the time the fused nonlinearity took in the classic
+/// network). Eigen's `generic_fast_tanh_float`: a [13/6] rational approximation on
+/// [-7.9053, 7.9053], clamped outside (where `tanh` is 1 to within f32 precision). Its error
+/// against `f64::tanh`, checked by `the_fast_tanh_is_within_its_error_bound` on every 1/4096 of
+/// [-10, 10]: below 5e-7 absolute (4.2e-7 measured, a few float steps near ±1, against about
+/// one for `tanhf`; near ±1 it can step back by as much between neighbouring floats); odd,
+/// within [-1, 1], exactly ±1 far out; NaN stays NaN.
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    const CLAMP: f32 = 7.905_311;
+    const ALPHA: [f32; 7] = [
+        4.893_524_6e-3,
+        6.372_619_3e-4,
+        1.485_722_4e-5,
+        5.122_297e-8,
+        -8.604_672e-11,
+        2.000_188e-13,
+        -2.760_768_5e-16,
+    ];
+    const BETA: [f32; 4] = [
+        4.893_525_2e-3,
+        2.268_434_6e-3,
+        1.185_347_1e-4,
+        1.198_258_4e-6,
+    ];
+    let x = x.clamp(-CLAMP, CLAMP);
+    let x2 = x * x;
+    let mut p = ALPHA[6];
+    for a in ALPHA[..6].iter().rev() {
+        p = p * x2 + a;
+    }
+    let mut q = BETA[3];
+    for b in BETA[..3].iter().rev() {
+        q = q * x2 + b;
+    }
+    // The approximation overshoots 1 by a float step or two just below the clamp; ±1 bounds
+    // it, as the nonlinearity's gradient `1 - t²` needs.
+    (x * p / q).clamp(-1.0, 1.0)
+}
+
 /// The forward pass: `[batch, out_channels, oh, ow]` from `x` and `weight` (and `bias`),
 /// followed by `activation`.
 pub fn forward(
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+) -> Vec<f32> {
+    forward_with(Method::chosen(g), g, x, weight, bias, activation)
+}
+
+/// [`forward`] by the given method.
+pub fn forward_with(
+    method: Method,
     g: &ConvGeometry,
     x: &[f32],
     weight: &[f32],
@@ -309,6 +402,9 @@ pub fn forward(
         g.out_channels * taps,
         "conv forward: weight size"
     );
+    if method == Method::Direct {
+        return direct::forward(g, x, weight, bias, activation);
+    }
     let mut y = zeros(g.batch * out_len);
     if out_len == 0 || taps == 0 {
         return y;
@@ -350,7 +446,12 @@ impl OutputGrad<'_> {
     }
 
     /// The gradient of image `n` (`len` values), masked into `scratch` when there is a ReLU.
-    fn image<'s>(&'s self, n: usize, len: usize, scratch: &'s mut Vec<f32>) -> &'s [f32] {
+    pub(crate) fn image<'s>(
+        &'s self,
+        n: usize,
+        len: usize,
+        scratch: &'s mut Vec<f32>,
+    ) -> &'s [f32] {
         let dy = &self.dy[n * len..(n + 1) * len];
         let Some((activation, output)) = self.activated else {
             return dy;
@@ -367,7 +468,7 @@ pub const IMAGES_PER_RANGE: usize = 8;
 /// The split depends on `n` only, never on the number of threads, so that the sum's rounding is
 /// the same on every machine; there are several ranges per thread at the usual batch sizes (8
 /// at batch 64), so that a thread slowed down by the machine hands work to the others.
-fn split(n: usize) -> Vec<std::ops::Range<usize>> {
+pub(crate) fn split(n: usize) -> Vec<std::ops::Range<usize>> {
     (0..n.div_ceil(IMAGES_PER_RANGE).max(1))
         .map(|p| (p * IMAGES_PER_RANGE).min(n)..((p + 1) * IMAGES_PER_RANGE).min(n))
         .collect()
@@ -378,6 +479,16 @@ fn split(n: usize) -> Vec<std::ops::Range<usize>> {
 /// pass: keeping them was measured slower (fresh memory every step, read back from outside the
 /// cache), 5,100-6,800 against 7,100-7,800 images/s for LeNet-5 at batch 64.
 pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: OutputGrad<'_>) -> (Vec<f32>, Vec<f32>) {
+    backward_weight_with(Method::chosen(g), g, x, dy)
+}
+
+/// [`backward_weight`] by the given method.
+pub fn backward_weight_with(
+    method: Method,
+    g: &ConvGeometry,
+    x: &[f32],
+    dy: OutputGrad<'_>,
+) -> (Vec<f32>, Vec<f32>) {
     let (taps, positions) = (g.taps(), g.out_positions());
     let out_len = g.out_channels * positions;
     assert_eq!(
@@ -386,6 +497,9 @@ pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: OutputGrad<'_>) -> (Vec<
         "conv backward: input size"
     );
     dy.check(g.batch * out_len);
+    if method == Method::Direct {
+        return direct::backward_weight(g, x, dy);
+    }
     let partials: Vec<(Vec<f32>, Vec<f32>)> = split(g.batch)
         .into_par_iter()
         .map(|images| {
@@ -432,6 +546,20 @@ pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: OutputGrad<'_>) -> (Vec<
 
 /// The input gradient `[batch, in, h, w]` from the weights and the output gradient `dy`.
 pub fn backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_>) -> Vec<f32> {
+    backward_input_with(Method::chosen_for_input_grad(g), g, weight, dy)
+}
+
+/// [`backward_input`] by the given method.
+///
+/// # Panics
+/// With [`Method::Direct`] for a stride other than 1, or a padding wider than the dilated
+/// kernel's span.
+pub fn backward_input_with(
+    method: Method,
+    g: &ConvGeometry,
+    weight: &[f32],
+    dy: OutputGrad<'_>,
+) -> Vec<f32> {
     let (taps, positions) = (g.taps(), g.out_positions());
     let out_len = g.out_channels * positions;
     assert_eq!(
@@ -440,6 +568,9 @@ pub fn backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_>) -> V
         "conv backward: weight size"
     );
     dy.check(g.batch * out_len);
+    if method == Method::Direct {
+        return direct::backward_input(g, weight, dy);
+    }
     let mut dx = zeros(g.batch * g.image_len());
     if g.image_len() == 0 {
         return dx;
@@ -582,6 +713,29 @@ mod tests {
             activated: Some((Activation::Relu, &y)),
         };
         assert_eq!(dy.image(0, 4, &mut Vec::new()), &[0.0, 6.0, 7.0, 0.0]);
+    }
+
+    #[test]
+    fn the_fast_tanh_is_within_its_error_bound() {
+        let mut worst = 0.0f64;
+        for i in -40_960..=40_960 {
+            let x = i as f32 / 4096.0;
+            let want = (x as f64).tanh();
+            let got = tanh(x) as f64;
+            worst = worst.max((got - want).abs());
+        }
+        assert!(worst < 5e-7, "largest error {worst:e}");
+        assert_eq!(tanh(0.0), 0.0);
+        assert_eq!(tanh(100.0), 1.0);
+        assert_eq!(tanh(-100.0), -1.0);
+        assert!(tanh(f32::NAN).is_nan());
+        // Odd and within [-1, 1] on a fine grid.
+        for i in -20_000..=20_000 {
+            let x = i as f32 / 2000.0;
+            let t = tanh(x);
+            assert_eq!(tanh(-x), -t);
+            assert!((-1.0..=1.0).contains(&t), "tanh({x}) = {t}");
+        }
     }
 
     /// The weight gradient is the same to the bit whatever the number of threads: the batch is

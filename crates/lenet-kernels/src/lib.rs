@@ -17,6 +17,7 @@
 
 mod buffer;
 pub mod conv;
+mod direct;
 mod extension;
 mod gemm;
 pub mod pool;
@@ -29,13 +30,25 @@ pub use extension::{ConvSpec, LenetKernels, PoolSpec};
 pub use pool::PoolKind;
 
 /// The environment variable that turns the kernels off (`LENET_KERNELS=off`), so that Burn's own
-/// operations run everywhere: for before/after measurements, or to rule the kernels out.
+/// operations run everywhere, or keeps them on without the direct convolution
+/// (`LENET_KERNELS=im2col`): for before/after measurements, or to rule the kernels out.
 pub const SWITCH: &str = "LENET_KERNELS";
 
-/// Whether the kernels are on: unless [`SWITCH`] is `off` (read once per process).
+/// Whether [`SWITCH`] is set to `value` (read once per process).
+fn switch_is(value: &str) -> bool {
+    static VALUE: std::sync::OnceLock<Option<std::ffi::OsString>> = std::sync::OnceLock::new();
+    VALUE.get_or_init(|| std::env::var_os(SWITCH)).as_deref() == Some(value.as_ref())
+}
+
+/// Whether the kernels are on: unless [`SWITCH`] is `off`.
 pub fn enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var(SWITCH).map_or(true, |v| v != "off"))
+    !switch_is("off")
+}
+
+/// Whether the convolutions may use the direct kernels: unless [`SWITCH`] is `im2col` (the
+/// machine must also have AVX2 and FMA: [`conv::Method::chosen`]).
+pub fn direct_enabled() -> bool {
+    !switch_is("im2col")
 }
 
 /// Whether `device` runs these kernels: flex, with or without autodiff (an autodiff device

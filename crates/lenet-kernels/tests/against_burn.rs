@@ -205,6 +205,33 @@ fn strides_paddings_dilations_and_no_bias_match_burn() {
             bias: false,
             activation: Activation::Sigmoid,
         },
+        // Enough taps for the direct kernels (on machines with AVX2 and FMA), with stride 1
+        // (every pass direct) and with a stride (the input gradient by im2col).
+        Case {
+            batch: 3,
+            channels: [12, 20],
+            size: [9, 10],
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [[1, 0], [2, 1]],
+            dilation: [2, 1],
+            bias: true,
+            activation: Activation::Relu,
+        },
+        Case {
+            batch: 2,
+            channels: [9, 17],
+            size: [11, 9],
+            kernel: [3, 3],
+            stride: [2, 1],
+            padding: [[1, 1], [0, 2]],
+            dilation: [1, 1],
+            bias: false,
+            activation: Activation::Tanh {
+                outer: 1.7159,
+                inner: 2.0 / 3.0,
+            },
+        },
     ];
     for (i, case) in cases.iter().enumerate() {
         check_conv(case, 10 + i as u64);
