@@ -1,11 +1,14 @@
-//! Times each pass of the kernels on LeNet-5's layers (no Burn, no autodiff): where a training
-//! step's convolution and pooling time goes. `cargo run --example kernel_timing [BATCH]`.
+//! Times each pass of the kernels on LeNet-5's layers and the classic network's (no Burn, no
+//! autodiff): where a training step's convolution and pooling time goes, by im2col and by the
+//! direct kernels (where this machine and the geometry allow them).
+//! `cargo run --example kernel_timing [BATCH]`.
 
 use std::time::Instant;
 
 use lenet_kernels::{conv, pool};
 
-fn time(what: &str, reps: usize, mut f: impl FnMut()) {
+/// The best of 5 windows of `reps` calls, in seconds per call.
+fn best(reps: usize, mut f: impl FnMut()) -> f64 {
     f();
     let mut best = f64::MAX;
     for _ in 0..5 {
@@ -15,7 +18,26 @@ fn time(what: &str, reps: usize, mut f: impl FnMut()) {
         }
         best = best.min(t.elapsed().as_secs_f64() / reps as f64);
     }
-    println!("{what:<28} {:>8.3} ms", best * 1e3);
+    best
+}
+
+fn time(what: &str, reps: usize, f: impl FnMut()) {
+    println!("{what:<34} {:>8.3} ms", best(reps, f) * 1e3);
+}
+
+/// Times a pass by both methods, alternating (`-` where the method does not apply).
+fn compare(
+    what: &str,
+    a: Option<conv::Method>,
+    b: Option<conv::Method>,
+    mut f: impl FnMut(conv::Method),
+) {
+    let mut cell = |m: Option<conv::Method>| match m {
+        Some(m) => format!("{:>7.3} ms", best(20, || f(m)) * 1e3),
+        None => format!("{:>10}", "-"),
+    };
+    let (a, b) = (cell(a), cell(b));
+    println!("{what:<34} {a} {b}");
 }
 
 /// Deterministic pseudo-random values in [-1, 1) (branchy code must not see a pattern).
@@ -39,7 +61,17 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(64);
     println!("batch {batch}, {} threads", rayon::current_num_threads());
-    for (name, c, o, size, pad) in [("conv1", 1, 6, 28, 2), ("conv2", 6, 16, 14, 0)] {
+    // LeNet-5's two convolutions and the classic network's three (32×32 input, C5 with one
+    // output position).
+    let convs = [
+        ("lenet5 conv1", 1, 6, 28, 2),
+        ("lenet5 conv2", 6, 16, 14, 0),
+        ("classic C1", 1, 6, 32, 0),
+        ("classic C3", 6, 16, 14, 0),
+        ("classic C5", 16, 120, 5, 0),
+    ];
+    println!("{:<34} {:>10} {:>10}", "", "im2col", "direct");
+    for (name, c, o, size, pad) in convs {
         let g = conv::ConvGeometry {
             batch,
             in_channels: c,
@@ -58,14 +90,26 @@ fn main() {
             dy: &y,
             activated: None,
         };
-        time(&format!("{name} forward"), 20, || {
-            std::hint::black_box(conv::forward(&g, &x, &w, Some(&b), conv::Activation::None));
+        let direct = conv::Method::Direct;
+        let direct = (conv::Method::chosen() == direct).then_some(direct);
+        let im2col = Some(conv::Method::Im2col);
+        compare(&format!("{name} forward"), im2col, direct, |m| {
+            std::hint::black_box(conv::forward_with(
+                m,
+                &g,
+                &x,
+                &w,
+                Some(&b),
+                conv::Activation::None,
+            ));
         });
-        time(&format!("{name} weight+bias grad"), 20, || {
-            std::hint::black_box(conv::backward_weight(&g, &x, grad));
+        compare(&format!("{name} weight+bias grad"), im2col, direct, |m| {
+            std::hint::black_box(conv::backward_weight_with(m, &g, &x, grad));
         });
-        time(&format!("{name} input grad"), 20, || {
-            std::hint::black_box(conv::backward_input(&g, &w, grad));
+        let direct = conv::Method::chosen_for_input_grad(&g);
+        let direct = (direct == conv::Method::Direct).then_some(direct);
+        compare(&format!("{name} input grad"), im2col, direct, |m| {
+            std::hint::black_box(conv::backward_input_with(m, &g, &w, grad));
         });
     }
     for (name, c, size) in [("pool1", 6, 28), ("pool2", 16, 10)] {

@@ -27,36 +27,31 @@ pub enum Method {
 }
 
 impl Method {
-    /// The method [`forward`] and [`backward_weight`] use for `g` on this machine: the direct
-    /// kernels where there are enough taps to fill their blocks (see [`DIRECT_MIN_TAPS`]).
-    pub fn chosen(g: &ConvGeometry) -> Method {
-        Method::pick(g.taps())
-    }
-
-    /// The method [`backward_input`] uses for `g`: the direct one needs stride 1, and its taps
-    /// are the output channels times the kernel.
-    pub fn chosen_for_input_grad(g: &ConvGeometry) -> Method {
-        match Method::pick(g.out_channels * g.kernel[0] * g.kernel[1]) {
-            Method::Direct if direct::input_grad_applies(g) => Method::Direct,
-            _ => Method::Im2col,
-        }
-    }
-
-    fn pick(taps: usize) -> Method {
-        if direct::available() && crate::direct_enabled() && taps >= DIRECT_MIN_TAPS {
+    /// The method [`forward`] and [`backward_weight`] use on this machine: the direct kernels
+    /// where it has AVX2 and FMA (they were measured faster than im2col on every LeNet
+    /// convolution: `examples/kernel_timing.rs`, figures in `docs/performance.md`).
+    pub fn chosen() -> Method {
+        if direct::available() && crate::direct_enabled() {
             Method::Direct
         } else {
             Method::Im2col
         }
     }
-}
 
-/// The fewest kernel taps for which the direct kernels are used. Below it im2col was measured
-/// as fast or faster (LeNet-5's first convolution, 25 taps: forward 1.09 against 1.01 ms,
-/// weight gradient 1.18 against 1.04 ms at batch 64 on one thread), above it the direct
-/// kernels were faster (the second convolution, 150 taps: 0.76 against 1.47 ms, 0.69 against
-/// 1.55 ms; its input gradient, 400 taps: 1.99 against 2.71 ms). `examples/kernel_timing.rs`.
-pub const DIRECT_MIN_TAPS: usize = 64;
+    /// The method [`backward_input`] uses for `g`: the direct one needs stride 1, and is only
+    /// used where the output is at least as large as the kernel (otherwise the padded output
+    /// gradient it reads is mostly zeros: the classic network's C5, 1×1 output for a 5×5
+    /// kernel, took 1.53 ms against 1.17 ms by im2col at batch 64).
+    pub fn chosen_for_input_grad(g: &ConvGeometry) -> Method {
+        let large = g
+            .out_size()
+            .is_some_and(|[oh, ow]| oh >= g.kernel[0] && ow >= g.kernel[1]);
+        match Method::chosen() {
+            Method::Direct if large && direct::input_grad_applies(g) => Method::Direct,
+            _ => Method::Im2col,
+        }
+    }
+}
 
 /// The geometry of one convolution: input `[batch, in_channels, height, width]`, weights
 /// `[out_channels, in_channels, kernel[0], kernel[1]]`. `padding[a]` is (before, after) along
@@ -382,7 +377,7 @@ pub fn forward(
     bias: Option<&[f32]>,
     activation: Activation,
 ) -> Vec<f32> {
-    forward_with(Method::chosen(g), g, x, weight, bias, activation)
+    forward_with(Method::chosen(), g, x, weight, bias, activation)
 }
 
 /// [`forward`] by the given method.
@@ -479,7 +474,7 @@ pub(crate) fn split(n: usize) -> Vec<std::ops::Range<usize>> {
 /// pass: keeping them was measured slower (fresh memory every step, read back from outside the
 /// cache), 5,100-6,800 against 7,100-7,800 images/s for LeNet-5 at batch 64.
 pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: OutputGrad<'_>) -> (Vec<f32>, Vec<f32>) {
-    backward_weight_with(Method::chosen(g), g, x, dy)
+    backward_weight_with(Method::chosen(), g, x, dy)
 }
 
 /// [`backward_weight`] by the given method.

@@ -99,7 +99,12 @@ impl Gather {
     }
 }
 
-/// Copies `image` (`channels` planes of `size`) into `padded` with `padding` zeros around.
+/// Zeros after a padded image: the kernels with positions in the lanes read whole vectors of a
+/// row, up to 15 values past its end (into the next row, or here after the last one).
+const SLACK: usize = 16;
+
+/// Copies `image` (`channels` planes of `size`) into `padded` with `padding` zeros around, and
+/// [`SLACK`] zeros after.
 fn pad(
     image: &[f32],
     channels: usize,
@@ -113,28 +118,13 @@ fn pad(
         w + padding[1][0] + padding[1][1],
     );
     padded.clear();
-    padded.resize(channels * ph * pw, 0.0);
+    padded.resize(channels * ph * pw + SLACK, 0.0);
     for c in 0..channels {
         for y in 0..h {
             let dst = (c * ph + y + padding[0][0]) * pw + padding[1][0];
             padded[dst..dst + w].copy_from_slice(&image[(c * h + y) * w..][..w]);
         }
     }
-}
-
-/// `image` itself when there is no padding, else its padded copy in `scratch`.
-fn padded<'a>(
-    image: &'a [f32],
-    channels: usize,
-    size: [usize; 2],
-    padding: [[usize; 2]; 2],
-    scratch: &'a mut Vec<f32>,
-) -> &'a [f32] {
-    if padding == [[0, 0], [0, 0]] {
-        return image;
-    }
-    pad(image, channels, size, padding, scratch);
-    scratch
 }
 
 /// Weights `[out][taps]` as `[taps][round_up(out)]` (zeros in the padded lanes).
@@ -149,16 +139,113 @@ fn pack_weights(weight: &[f32], out: usize, taps: usize) -> Vec<f32> {
     packed
 }
 
-/// `values[o][p]` (`rows` × `cols`) as `[p][round_up(rows)]` into `out` (zeros in the padding).
-fn transpose_in(values: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
-    let r8 = round_up(rows);
-    out.clear();
-    out.resize(cols * r8, 0.0);
-    for (o, row) in values.chunks(cols.max(1)).take(rows).enumerate() {
-        for (p, v) in row.iter().enumerate() {
-            out[p * r8 + o] = *v;
+/// Which operand goes in the vector lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lanes {
+    /// Eight output channels per vector: for convolutions with 8 channels or more.
+    Channels,
+    /// Eight neighbouring output positions of a row per vector: for fewer channels (LeNet-5's
+    /// first convolution has 6, whose input gradient would have 1), where channel vectors
+    /// would be mostly empty. Needs stride 1 along the width.
+    Positions,
+}
+
+impl Lanes {
+    fn for_conv(out_channels: usize, stride_w: usize) -> Lanes {
+        if out_channels < LANES && stride_w == 1 {
+            Lanes::Positions
+        } else {
+            Lanes::Channels
         }
     }
+}
+
+/// A correlation of padded images with packed weights, for one image at a time:
+/// `out[o][p] = Σ_t src[pos[p] + tap[t]] · w[t][o]`. The forward pass, and the input gradient
+/// as the forward pass of the output gradient.
+struct Correlation {
+    channels: usize,
+    out_channels: usize,
+    out: [usize; 2],
+    stride: [usize; 2],
+    gather: Gather,
+    /// `[taps][round_up(out_channels)]`.
+    packed: Vec<f32>,
+    lanes: Lanes,
+}
+
+impl Correlation {
+    /// `out` (`out_channels × positions`) from one padded image `src`, through `product`.
+    fn run(&self, src: &[f32], product: &mut Vec<f32>, out: &mut [f32]) {
+        let [oh, ow] = self.out;
+        let positions = oh * ow;
+        let o8 = round_up(self.out_channels);
+        assert!(src.len() >= self.gather.len(self.channels) + SLACK);
+        assert!(out.len() == self.out_channels * positions);
+        match self.lanes {
+            Lanes::Channels => {
+                // Every value is written by `gather_times`: no need to clear it.
+                product.resize(positions * o8, 0.0);
+                gather_times(src, &self.gather, self.channels, &self.packed, o8, product);
+                for (o, row) in out.chunks_mut(positions).enumerate() {
+                    for (p, v) in row.iter_mut().enumerate() {
+                        *v = product[p * o8 + o];
+                    }
+                }
+            }
+            Lanes::Positions => {
+                let wide = ow.next_multiple_of(2 * LANES);
+                product.resize(self.out_channels * oh * wide, 0.0);
+                self.rows(src, product, wide);
+                for (o, plane) in out.chunks_mut(positions).enumerate() {
+                    for (y, row) in plane.chunks_mut(ow).enumerate() {
+                        row.copy_from_slice(&product[(o * oh + y) * wide..][..ow]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Lanes::Positions`]: `product[o][y][x]` for `x < wide`, the columns past `ow` read
+    /// past the row's end (ignored).
+    fn rows(&self, src: &[f32], product: &mut [f32], wide: usize) {
+        let [oh, _] = self.out;
+        let row_stride = self.stride[0] * self.gather.size[1];
+        // The farthest read: the last row's last vector at the last tap, plus a vector.
+        let last_tap = self.gather.tap.iter().max().copied().unwrap_or(0);
+        assert!(
+            oh == 0 || (oh - 1) * row_stride + wide + last_tap <= src.len(),
+            "direct conv: rows past the padded image"
+        );
+        assert!(product.len() >= self.out_channels * oh * wide && self.stride[1] == 1);
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: AVX2 and FMA are present; every read `y·row_stride + x + tap[t]` with
+            // `x < wide` stays inside `src` (asserted above), the packed weights hold
+            // `taps × round_up(out_channels)` values and `product` `out_channels × oh × wide`.
+            unsafe {
+                avx2::rows(
+                    src,
+                    &self.gather.tap,
+                    oh,
+                    row_stride,
+                    wide,
+                    &self.packed,
+                    self.out_channels,
+                    product,
+                )
+            };
+            return;
+        }
+        unreachable!("the direct kernels need AVX2 and FMA (checked by conv::Method)");
+    }
+}
+
+fn padded_size(g: &ConvGeometry) -> [usize; 2] {
+    [
+        g.in_size[0] + g.padding[0][0] + g.padding[0][1],
+        g.in_size[1] + g.padding[1][0] + g.padding[1][1],
+    ]
 }
 
 /// The forward pass (see [`crate::conv::forward`]).
@@ -173,39 +260,39 @@ pub(crate) fn forward(
         .out_size()
         .expect("conv: kernel larger than the padded input");
     let positions = oh * ow;
-    let (taps, o8) = (g.taps(), round_up(g.out_channels));
     let out_len = g.out_channels * positions;
     let image_len = g.in_channels * g.in_size[0] * g.in_size[1];
     let mut y = zeros(g.batch * out_len);
     if out_len == 0 {
         return y;
     }
-    let size = [
-        g.in_size[0] + g.padding[0][0] + g.padding[0][1],
-        g.in_size[1] + g.padding[1][0] + g.padding[1][1],
-    ];
-    let gather = Gather::new(
-        g.in_channels,
-        size,
-        g.kernel,
-        g.dilation,
-        [oh, ow],
-        g.stride,
-    );
-    let packed = pack_weights(weight, g.out_channels, taps);
+    let size = padded_size(g);
+    let correlation = Correlation {
+        channels: g.in_channels,
+        out_channels: g.out_channels,
+        out: [oh, ow],
+        stride: g.stride,
+        gather: Gather::new(
+            g.in_channels,
+            size,
+            g.kernel,
+            g.dilation,
+            [oh, ow],
+            g.stride,
+        ),
+        packed: pack_weights(weight, g.out_channels, g.taps()),
+        lanes: Lanes::for_conv(g.out_channels, g.stride[1]),
+    };
     y.par_chunks_mut(out_len)
         .zip(x.par_chunks(image_len.max(1)))
         .for_each_init(
             || (Vec::new(), Vec::new()),
-            |(scratch, product), (y, image)| {
-                let src = padded(image, g.in_channels, g.in_size, g.padding, scratch);
-                // Every value is written by `gather_times`: no need to clear it.
-                product.resize(positions * o8, 0.0);
-                gather_times(src, &gather, g.in_channels, &packed, o8, product);
-                for (o, row) in y.chunks_mut(positions).enumerate() {
-                    let b = bias.map_or(0.0, |b| b[o]);
-                    for (p, v) in row.iter_mut().enumerate() {
-                        *v = product[p * o8 + o] + b;
+            |(src, product), (y, image)| {
+                pad(image, g.in_channels, g.in_size, g.padding, src);
+                correlation.run(src, product, y);
+                if let Some(bias) = bias {
+                    for (row, b) in y.chunks_mut(positions).zip(bias) {
+                        row.iter_mut().for_each(|v| *v += b);
                     }
                 }
                 activation.apply_all(y);
@@ -228,10 +315,7 @@ pub(crate) fn backward_weight(
     let (taps, o8) = (g.taps(), round_up(g.out_channels));
     let out_len = g.out_channels * positions;
     let image_len = g.in_channels * g.in_size[0] * g.in_size[1];
-    let size = [
-        g.in_size[0] + g.padding[0][0] + g.padding[0][1],
-        g.in_size[1] + g.padding[1][0] + g.padding[1][1],
-    ];
+    let size = padded_size(g);
     let gather = Gather::new(
         g.in_channels,
         size,
@@ -240,18 +324,53 @@ pub(crate) fn backward_weight(
         [oh, ow],
         g.stride,
     );
+    let lanes = Lanes::for_conv(g.out_channels, g.stride[1]);
     let partials: Vec<(Vec<f32>, Vec<f32>)> = split(g.batch)
         .into_par_iter()
         .map(|images| {
             let mut dw_t = vec![0.0f32; taps * o8];
             let mut db = vec![0.0f32; g.out_channels];
-            let (mut scratch, mut masked, mut grad_t) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut src, mut masked, mut arranged) = (Vec::new(), Vec::new(), Vec::new());
             for n in images {
                 let grad = dy.image(n, out_len, &mut masked);
-                transpose_in(grad, g.out_channels, positions, &mut grad_t);
-                let image = &x[n * image_len..(n + 1) * image_len];
-                let src = padded(image, g.in_channels, g.in_size, g.padding, &mut scratch);
-                gather_t_times(src, &gather, g.in_channels, &grad_t, o8, &mut dw_t);
+                pad(
+                    &x[n * image_len..(n + 1) * image_len],
+                    g.in_channels,
+                    g.in_size,
+                    g.padding,
+                    &mut src,
+                );
+                match lanes {
+                    Lanes::Channels => {
+                        // `grad` as `[p][o8]`.
+                        arranged.clear();
+                        arranged.resize(positions * o8, 0.0);
+                        for (o, row) in grad.chunks(positions.max(1)).enumerate() {
+                            for (p, v) in row.iter().enumerate() {
+                                arranged[p * o8 + o] = *v;
+                            }
+                        }
+                        gather_t_times(&src, &gather, g.in_channels, &arranged, o8, &mut dw_t);
+                    }
+                    Lanes::Positions => {
+                        // `grad` as `[o][y][wide]`, zeros past `ow`.
+                        let wide = ow.next_multiple_of(LANES);
+                        arranged.clear();
+                        arranged.resize(g.out_channels * oh * wide, 0.0);
+                        for (r, row) in grad.chunks(ow.max(1)).enumerate() {
+                            arranged[r * wide..r * wide + ow].copy_from_slice(row);
+                        }
+                        rows_t_times(
+                            &src,
+                            &gather,
+                            g.stride[0],
+                            [oh, ow],
+                            &arranged,
+                            g.out_channels,
+                            &mut dw_t,
+                        );
+                    }
+                }
                 for (b, row) in db.iter_mut().zip(grad.chunks(positions.max(1))) {
                     *b += row.iter().sum::<f32>();
                 }
@@ -299,36 +418,66 @@ pub(crate) fn backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_
         oh + padding[0][0] + padding[0][1],
         ow + padding[1][0] + padding[1][1],
     ];
-    let gather = Gather::new(o, size, g.kernel, g.dilation, [h, w], [1, 1]);
-    // flipped[(o, i, j)][c] = weight[o][c][kh-1-i][kw-1-j]
-    let c8 = round_up(c);
-    let mut flipped = vec![0.0f32; o * kh * kw * c8];
+    // flipped[o][c][i][j] = weight[o][c][kh-1-i][kw-1-j], as weights `[c][(o, i, j)]`.
+    let taps = o * kh * kw;
+    let mut flipped = vec![0.0f32; c * taps];
     for oo in 0..o {
         for cc in 0..c {
             for i in 0..kh {
                 for j in 0..kw {
-                    let t = (oo * kh + i) * kw + j;
-                    flipped[t * c8 + cc] =
+                    flipped[cc * taps + (oo * kh + i) * kw + j] =
                         weight[((oo * c + cc) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)];
                 }
             }
         }
     }
+    let correlation = Correlation {
+        channels: o,
+        out_channels: c,
+        out: [h, w],
+        stride: [1, 1],
+        gather: Gather::new(o, size, g.kernel, g.dilation, [h, w], [1, 1]),
+        packed: pack_weights(&flipped, c, taps),
+        lanes: Lanes::for_conv(c, 1),
+    };
     dx.par_chunks_mut(image_len).enumerate().for_each_init(
         || (Vec::new(), Vec::new(), Vec::new()),
-        |(scratch, masked, product), (n, image)| {
+        |(src, masked, product), (n, image)| {
             let grad = dy.image(n, out_len, masked);
-            let src = padded(grad, o, [oh, ow], padding, scratch);
-            product.resize(h * w * c8, 0.0);
-            gather_times(src, &gather, o, &flipped, c8, product);
-            for (cc, row) in image.chunks_mut(h * w).enumerate() {
-                for (p, v) in row.iter_mut().enumerate() {
-                    *v = product[p * c8 + cc];
-                }
-            }
+            pad(grad, o, [oh, ow], padding, src);
+            correlation.run(src, product, image);
         },
     );
     dx
+}
+
+/// `dw[t][o] += Σ_y Σ_x src[y·stride·width + x + tap[t]] · dy[o][y][x]` with positions in the
+/// lanes (`dy` is `out_channels × oh × round_up(ow)`, `dw` is `taps × round_up(out_channels)`).
+fn rows_t_times(
+    src: &[f32],
+    gather: &Gather,
+    stride_h: usize,
+    out: [usize; 2],
+    dy: &[f32],
+    out_channels: usize,
+    dw: &mut [f32],
+) {
+    let [oh, ow] = out;
+    let wide = ow.next_multiple_of(LANES);
+    let row_stride = stride_h * gather.size[1];
+    let last_tap = gather.tap.iter().max().copied().unwrap_or(0);
+    assert!(oh == 0 || (oh - 1) * row_stride + wide + last_tap <= src.len());
+    assert!(dy.len() >= out_channels * oh * wide);
+    assert!(dw.len() >= gather.tap.len() * round_up(out_channels));
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: AVX2 and FMA are present; every read of `src` stays inside it (asserted
+        // above: the last row's last vector at the farthest tap), `dy` and `dw` hold what
+        // they must (asserted above).
+        unsafe { avx2::rows_t(src, &gather.tap, [oh, ow], row_stride, dy, out_channels, dw) };
+        return;
+    }
+    unreachable!("the direct kernels need AVX2 and FMA (checked by conv::Method)");
 }
 
 /// `out[p][·] = Σ_t src[pos[p] + tap[t]] · w[t][·]` for every position (`out` is
@@ -466,6 +615,200 @@ mod avx2 {
                 let at = dw.add(k * o8 + v * LANES);
                 _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), acc[k][v]));
             }
+        }
+    }
+
+    /// Output channels per block of the kernels with positions in the lanes (times two vectors
+    /// of positions, or two taps: 12 accumulators).
+    const CHANNELS_PER_BLOCK: usize = 6;
+
+    /// `out[k][..16] = Σ_t src[tap[t]..][..16] · w[t][k]` for `k < OC` (positions in the lanes;
+    /// `src` points at the block's first position, `out` at channel 0's, `plane` apart).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn rows_block<const OC: usize>(
+        src: *const f32,
+        tap: &[usize],
+        w: *const f32,
+        o8: usize,
+        out: *mut f32,
+        plane: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; OC];
+        for (t, &offset) in tap.iter().enumerate() {
+            let x = src.add(offset);
+            let (x0, x1) = (_mm256_loadu_ps(x), _mm256_loadu_ps(x.add(LANES)));
+            let wt = w.add(t * o8);
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let wv = _mm256_broadcast_ss(&*wt.add(k));
+                acc[0] = _mm256_fmadd_ps(wv, x0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(wv, x1, acc[1]);
+            }
+        }
+        for (k, acc) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.add(k * plane), acc[0]);
+            _mm256_storeu_ps(out.add(k * plane + LANES), acc[1]);
+        }
+    }
+
+    /// The sum of a vector's lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sum(v: __m256) -> f32 {
+        let v = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+        let v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
+        _mm_cvtss_f32(v)
+    }
+
+    /// `dw[k][c] += Σ_y Σ_x src[y·row_stride + x + tap[k]] · dy[c][y][x]` for `k < NT`,
+    /// `c < OC` (positions in the lanes; `dy` points at channel 0's plane, `wide` floats a
+    /// row; the last vector of a row is masked with `tail`).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows_t_block<const OC: usize, const NT: usize>(
+        src: *const f32,
+        tap: &[usize],
+        [oh, vectors]: [usize; 2],
+        row_stride: usize,
+        dy: *const f32,
+        wide: usize,
+        tail: __m256,
+        o8: usize,
+        dw: *mut f32,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); NT]; OC];
+        let mut cols = [src; NT];
+        for k in 0..NT {
+            cols[k] = src.add(tap[k]);
+        }
+        for y in 0..oh {
+            for v in 0..vectors {
+                let at = y * row_stride + v * LANES;
+                let mut xs = [_mm256_setzero_ps(); NT];
+                for k in 0..NT {
+                    xs[k] = _mm256_loadu_ps(cols[k].add(at));
+                    if v + 1 == vectors {
+                        xs[k] = _mm256_and_ps(xs[k], tail);
+                    }
+                }
+                let d = dy.add(y * wide + v * LANES);
+                for (c, acc) in acc.iter_mut().enumerate() {
+                    let dv = _mm256_loadu_ps(d.add(c * oh * wide));
+                    for k in 0..NT {
+                        acc[k] = _mm256_fmadd_ps(dv, xs[k], acc[k]);
+                    }
+                }
+            }
+        }
+        for (c, acc) in acc.iter().enumerate() {
+            for (k, a) in acc.iter().enumerate() {
+                *dw.add(k * o8 + c) += sum(*a);
+            }
+        }
+    }
+
+    /// See `super::Correlation::rows`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA are present; `src` holds every `y·row_stride + x + tap[t]` for `y < oh`,
+    /// `x < wide`; `w` holds `tap.len() × round_up(out_channels)` values, `out`
+    /// `out_channels × oh × wide`; `wide` is a multiple of 16.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn rows(
+        src: &[f32],
+        tap: &[usize],
+        oh: usize,
+        row_stride: usize,
+        wide: usize,
+        w: &[f32],
+        out_channels: usize,
+        out: &mut [f32],
+    ) {
+        let o8 = out_channels.next_multiple_of(LANES);
+        let plane = oh * wide;
+        let (src, w, out) = (src.as_ptr(), w.as_ptr(), out.as_mut_ptr());
+        let mut ob = 0;
+        while ob < out_channels {
+            let n = CHANNELS_PER_BLOCK.min(out_channels - ob);
+            for y in 0..oh {
+                for x in (0..wide).step_by(2 * LANES) {
+                    let (s, o) = (
+                        src.add(y * row_stride + x),
+                        out.add(ob * plane + y * wide + x),
+                    );
+                    let w = w.add(ob);
+                    match n {
+                        1 => rows_block::<1>(s, tap, w, o8, o, plane),
+                        2 => rows_block::<2>(s, tap, w, o8, o, plane),
+                        3 => rows_block::<3>(s, tap, w, o8, o, plane),
+                        4 => rows_block::<4>(s, tap, w, o8, o, plane),
+                        5 => rows_block::<5>(s, tap, w, o8, o, plane),
+                        _ => rows_block::<6>(s, tap, w, o8, o, plane),
+                    }
+                }
+            }
+            ob += n;
+        }
+    }
+
+    /// See `super::rows_t_times`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA are present; `src` holds every `y·row_stride + x + tap[t]` for `y < oh`,
+    /// `x < round_up(ow, 8)`; `dy` holds `out_channels × oh × round_up(ow, 8)` values, `dw`
+    /// `tap.len() × round_up(out_channels, 8)`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn rows_t(
+        src: &[f32],
+        tap: &[usize],
+        [oh, ow]: [usize; 2],
+        row_stride: usize,
+        dy: &[f32],
+        out_channels: usize,
+        dw: &mut [f32],
+    ) {
+        let wide = ow.next_multiple_of(LANES);
+        let vectors = wide / LANES;
+        let o8 = out_channels.next_multiple_of(LANES);
+        // All ones in the lanes of the last vector that hold positions, zeros past `ow`.
+        let valid = ow + LANES - wide;
+        let mut bits = [0i32; LANES];
+        bits[..valid].fill(-1);
+        let tail = _mm256_castsi256_ps(_mm256_loadu_si256(bits.as_ptr().cast()));
+        let (src, dy, dw) = (src.as_ptr(), dy.as_ptr(), dw.as_mut_ptr());
+        let size = [oh, vectors];
+        let mut ob = 0;
+        while ob < out_channels {
+            let n = CHANNELS_PER_BLOCK.min(out_channels - ob);
+            let d = dy.add(ob * oh * wide);
+            let mut t = 0;
+            while t < tap.len() {
+                let pair = tap.len() - t >= 2;
+                let at = dw.add(t * o8 + ob);
+                let tp = &tap[t..];
+                macro_rules! go {
+                    ($oc:literal) => {
+                        if pair {
+                            rows_t_block::<$oc, 2>(src, tp, size, row_stride, d, wide, tail, o8, at)
+                        } else {
+                            rows_t_block::<$oc, 1>(src, tp, size, row_stride, d, wide, tail, o8, at)
+                        }
+                    };
+                }
+                match n {
+                    1 => go!(1),
+                    2 => go!(2),
+                    3 => go!(3),
+                    4 => go!(4),
+                    5 => go!(5),
+                    _ => go!(6),
+                }
+                t += if pair { 2 } else { 1 };
+            }
+            ob += n;
         }
     }
 
