@@ -1,6 +1,6 @@
 //! Times each pass of the kernels on LeNet-5's layers and the classic network's (no Burn, no
 //! autodiff): where a training step's convolution and pooling time goes, by im2col and by the
-//! direct kernels (where this machine and the geometry allow them).
+//! method lenet chooses for the pass on this machine (direct or dense).
 //! `cargo run --example kernel_timing [BATCH]`.
 
 use std::time::Instant;
@@ -25,7 +25,7 @@ fn time(what: &str, reps: usize, f: impl FnMut()) {
     println!("{what:<34} {:>8.3} ms", best(reps, f) * 1e3);
 }
 
-/// Times a pass by both methods, alternating (`-` where the method does not apply).
+/// Times a pass by two methods (`-` for none), and names the second.
 fn compare(
     what: &str,
     a: Option<conv::Method>,
@@ -36,8 +36,9 @@ fn compare(
         Some(m) => format!("{:>7.3} ms", best(20, || f(m)) * 1e3),
         None => format!("{:>10}", "-"),
     };
+    let name = b.map_or(String::new(), |m| format!(" ({m:?})").to_lowercase());
     let (a, b) = (cell(a), cell(b));
-    println!("{what:<34} {a} {b}");
+    println!("{what:<34} {a} {b}{name}");
 }
 
 /// Deterministic pseudo-random values in [-1, 1) (branchy code must not see a pattern).
@@ -70,7 +71,7 @@ fn main() {
         ("classic C3", 6, 16, 14, 0),
         ("classic C5", 16, 120, 5, 0),
     ];
-    println!("{:<34} {:>10} {:>10}", "", "im2col", "direct");
+    println!("{:<34} {:>10} {:>10}", "", "im2col", "lenet's");
     for (name, c, o, size, pad) in convs {
         let g = conv::ConvGeometry {
             batch,
@@ -90,10 +91,11 @@ fn main() {
             dy: &y,
             activated: None,
         };
-        let direct = conv::Method::Direct;
-        let direct = (conv::Method::chosen() == direct).then_some(direct);
+        // The method lenet uses for each pass, against im2col (`-` where it is im2col).
         let im2col = Some(conv::Method::Im2col);
-        compare(&format!("{name} forward"), im2col, direct, |m| {
+        let chosen = |m: conv::Method| (m != conv::Method::Im2col).then_some(m);
+        let m = conv::Method::chosen(&g);
+        compare(&format!("{name} forward"), im2col, chosen(m), |m| {
             std::hint::black_box(conv::forward_with(
                 m,
                 &g,
@@ -103,12 +105,16 @@ fn main() {
                 conv::Activation::None,
             ));
         });
-        compare(&format!("{name} weight+bias grad"), im2col, direct, |m| {
-            std::hint::black_box(conv::backward_weight_with(m, &g, &x, grad));
-        });
-        let direct = conv::Method::chosen_for_input_grad(&g);
-        let direct = (direct == conv::Method::Direct).then_some(direct);
-        compare(&format!("{name} input grad"), im2col, direct, |m| {
+        compare(
+            &format!("{name} weight+bias grad"),
+            im2col,
+            chosen(m),
+            |m| {
+                std::hint::black_box(conv::backward_weight_with(m, &g, &x, grad));
+            },
+        );
+        let m = conv::Method::chosen_for_input_grad(&g);
+        compare(&format!("{name} input grad"), im2col, chosen(m), |m| {
             std::hint::black_box(conv::backward_input_with(m, &g, &w, grad));
         });
     }

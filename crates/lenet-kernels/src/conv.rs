@@ -18,20 +18,31 @@ use crate::buffer::zeros;
 use crate::direct;
 use crate::gemm::{matmul, View};
 
-/// How a pass is computed: by the direct kernels (the default where the machine has AVX2 and
-/// FMA) or by im2col and a matrix product (everywhere else, and with `LENET_KERNELS=im2col`).
+/// How a pass is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// im2col and a matrix product per image: every geometry, every machine (and everywhere
+    /// with `LENET_KERNELS=im2col`).
     Im2col,
+    /// The direct kernels ([`crate::direct`]): x86-64 with AVX2 and FMA.
     Direct,
+    /// A kernel that covers the whole input (one output position, no padding, no dilation: the
+    /// classic network's C5) is a dense layer: one matrix product for a range of images instead
+    /// of a matrix-vector product per image.
+    Dense,
 }
 
 impl Method {
-    /// The method [`forward`] and [`backward_weight`] use on this machine: the direct kernels
-    /// where it has AVX2 and FMA (they were measured faster than im2col on every LeNet
-    /// convolution: `examples/kernel_timing.rs`, figures in `docs/performance.md`).
-    pub fn chosen() -> Method {
-        if direct::available() && crate::direct_enabled() {
+    /// The method [`forward`] and [`backward_weight`] use for `g` on this machine: [`Dense`]
+    /// where it applies, else the direct kernels where the machine has AVX2 and FMA (measured
+    /// faster than im2col on every LeNet convolution: `examples/kernel_timing.rs`, figures in
+    /// `docs/performance.md`).
+    ///
+    /// [`Dense`]: Method::Dense
+    pub fn chosen(g: &ConvGeometry) -> Method {
+        if g.is_dense() {
+            Method::Dense
+        } else if direct::available() && crate::direct_enabled() {
             Method::Direct
         } else {
             Method::Im2col
@@ -40,15 +51,14 @@ impl Method {
 
     /// The method [`backward_input`] uses for `g`: the direct one needs stride 1, and is only
     /// used where the output is at least as large as the kernel (otherwise the padded output
-    /// gradient it reads is mostly zeros: the classic network's C5, 1×1 output for a 5×5
-    /// kernel, took 1.53 ms against 1.17 ms by im2col at batch 64).
+    /// gradient it reads is mostly zeros).
     pub fn chosen_for_input_grad(g: &ConvGeometry) -> Method {
         let large = g
             .out_size()
             .is_some_and(|[oh, ow]| oh >= g.kernel[0] && ow >= g.kernel[1]);
-        match Method::chosen() {
-            Method::Direct if large && direct::input_grad_applies(g) => Method::Direct,
-            _ => Method::Im2col,
+        match Method::chosen(g) {
+            Method::Direct if !(large && direct::input_grad_applies(g)) => Method::Im2col,
+            method => method,
         }
     }
 }
@@ -86,6 +96,12 @@ impl ConvGeometry {
     /// Kernel taps per output value: `in_channels · kh · kw`.
     pub fn taps(&self) -> usize {
         self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Whether the kernel covers the whole input, unpadded and undilated: one output position
+    /// whose taps are the image itself, so that the convolution is a dense layer.
+    pub fn is_dense(&self) -> bool {
+        self.kernel == self.in_size && self.padding == [[0, 0], [0, 0]] && self.dilation == [1, 1]
     }
 
     fn image_len(&self) -> usize {
@@ -377,10 +393,13 @@ pub fn forward(
     bias: Option<&[f32]>,
     activation: Activation,
 ) -> Vec<f32> {
-    forward_with(Method::chosen(), g, x, weight, bias, activation)
+    forward_with(Method::chosen(g), g, x, weight, bias, activation)
 }
 
 /// [`forward`] by the given method.
+///
+/// # Panics
+/// With [`Method::Dense`] where [`ConvGeometry::is_dense`] is false.
 pub fn forward_with(
     method: Method,
     g: &ConvGeometry,
@@ -397,8 +416,10 @@ pub fn forward_with(
         g.out_channels * taps,
         "conv forward: weight size"
     );
-    if method == Method::Direct {
-        return direct::forward(g, x, weight, bias, activation);
+    match method {
+        Method::Direct => return direct::forward(g, x, weight, bias, activation),
+        Method::Dense => return dense_forward(g, x, weight, bias, activation),
+        Method::Im2col => {}
     }
     let mut y = zeros(g.batch * out_len);
     if out_len == 0 || taps == 0 {
@@ -474,10 +495,13 @@ pub(crate) fn split(n: usize) -> Vec<std::ops::Range<usize>> {
 /// pass: keeping them was measured slower (fresh memory every step, read back from outside the
 /// cache), 5,100-6,800 against 7,100-7,800 images/s for LeNet-5 at batch 64.
 pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: OutputGrad<'_>) -> (Vec<f32>, Vec<f32>) {
-    backward_weight_with(Method::chosen(), g, x, dy)
+    backward_weight_with(Method::chosen(g), g, x, dy)
 }
 
 /// [`backward_weight`] by the given method.
+///
+/// # Panics
+/// With [`Method::Dense`] where [`ConvGeometry::is_dense`] is false.
 pub fn backward_weight_with(
     method: Method,
     g: &ConvGeometry,
@@ -492,8 +516,10 @@ pub fn backward_weight_with(
         "conv backward: input size"
     );
     dy.check(g.batch * out_len);
-    if method == Method::Direct {
-        return direct::backward_weight(g, x, dy);
+    match method {
+        Method::Direct => return direct::backward_weight(g, x, dy),
+        Method::Dense => return dense_backward_weight(g, x, dy),
+        Method::Im2col => {}
     }
     let partials: Vec<(Vec<f32>, Vec<f32>)> = split(g.batch)
         .into_par_iter()
@@ -548,7 +574,7 @@ pub fn backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_>) -> V
 ///
 /// # Panics
 /// With [`Method::Direct`] for a stride other than 1, or a padding wider than the dilated
-/// kernel's span.
+/// kernel's span; with [`Method::Dense`] where [`ConvGeometry::is_dense`] is false.
 pub fn backward_input_with(
     method: Method,
     g: &ConvGeometry,
@@ -563,8 +589,10 @@ pub fn backward_input_with(
         "conv backward: weight size"
     );
     dy.check(g.batch * out_len);
-    if method == Method::Direct {
-        return direct::backward_input(g, weight, dy);
+    match method {
+        Method::Direct => return direct::backward_input(g, weight, dy),
+        Method::Dense => return dense_backward_input(g, weight, dy),
+        Method::Im2col => {}
     }
     let mut dx = zeros(g.batch * g.image_len());
     if g.image_len() == 0 {
@@ -579,6 +607,105 @@ pub fn backward_input_with(
             g.col2im(col, image);
         },
     );
+    dx
+}
+
+/// Images per matrix product of [`Method::Dense`]'s forward pass and input gradient: a fixed
+/// split, so that the rounding does not depend on the number of threads.
+const DENSE_IMAGES: usize = 32;
+
+/// [`Method::Dense`]'s forward pass: `y[n] = W · x[n] + b` for ranges of images at a time, as
+/// one matrix product each (`[images × taps] · Wᵀ`).
+fn dense_forward(
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+) -> Vec<f32> {
+    assert!(g.is_dense(), "conv: not a dense geometry");
+    let (taps, out) = (g.taps(), g.out_channels);
+    let mut y = zeros(g.batch * out);
+    if out == 0 || taps == 0 {
+        return y;
+    }
+    let wt = View::transposed(weight, out, taps);
+    y.par_chunks_mut(DENSE_IMAGES * out)
+        .zip(x.par_chunks(DENSE_IMAGES * taps))
+        .for_each(|(y, x)| {
+            let images = x.len() / taps;
+            matmul(y, View::rows(x, images, taps), wt, false);
+            if let Some(bias) = bias {
+                for row in y.chunks_mut(out) {
+                    row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+                }
+            }
+            activation.apply_all(y);
+        });
+    y
+}
+
+/// [`Method::Dense`]'s weight and bias gradients: `dW = Σ dyᵀ · x` over the fixed split of the
+/// batch, summed in order.
+fn dense_backward_weight(g: &ConvGeometry, x: &[f32], dy: OutputGrad<'_>) -> (Vec<f32>, Vec<f32>) {
+    assert!(g.is_dense(), "conv: not a dense geometry");
+    let (taps, out) = (g.taps(), g.out_channels);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = split(g.batch)
+        .into_par_iter()
+        .map(|images| {
+            let mut dw = vec![0.0f32; out * taps];
+            let mut db = vec![0.0f32; out];
+            let mut grad = Vec::with_capacity(images.len() * out);
+            let mut masked = Vec::new();
+            for n in images.clone() {
+                grad.extend_from_slice(dy.image(n, out, &mut masked));
+            }
+            let count = images.len();
+            let xs = &x[images.start * taps..images.end * taps];
+            matmul(
+                &mut dw,
+                View::transposed(&grad, count, out),
+                View::rows(xs, count, taps),
+                false,
+            );
+            for row in grad.chunks(out.max(1)) {
+                db.iter_mut().zip(row).for_each(|(b, v)| *b += v);
+            }
+            (dw, db)
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let (mut dw, mut db) = parts
+        .next()
+        .unwrap_or_else(|| (vec![0.0; out * taps], vec![0.0; out]));
+    for (pw, pb) in parts {
+        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
+    }
+    (dw, db)
+}
+
+/// [`Method::Dense`]'s input gradient: `dx = dy · W` for ranges of images at a time.
+fn dense_backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_>) -> Vec<f32> {
+    assert!(g.is_dense(), "conv: not a dense geometry");
+    let (taps, out) = (g.taps(), g.out_channels);
+    let mut dx = zeros(g.batch * taps);
+    if taps == 0 {
+        return dx;
+    }
+    let w = View::rows(weight, out, taps);
+    dx.par_chunks_mut(DENSE_IMAGES * taps)
+        .enumerate()
+        .for_each(|(r, dx)| {
+            let first = r * DENSE_IMAGES;
+            let count = dx.len() / taps;
+            let mut grad = Vec::with_capacity(count * out);
+            let mut masked = Vec::new();
+            for n in first..first + count {
+                grad.extend_from_slice(dy.image(n, out, &mut masked));
+            }
+            matmul(dx, View::rows(&grad, count, out), w, false);
+        });
     dx
 }
 
@@ -731,6 +858,73 @@ mod tests {
             assert_eq!(tanh(-x), -t);
             assert!((-1.0..=1.0).contains(&t), "tanh({x}) = {t}");
         }
+    }
+
+    /// A kernel as large as its input is computed as a dense layer, with the same values as
+    /// im2col (which `forward_matches_the_definition…` and the tests against Burn check).
+    #[test]
+    fn a_kernel_covering_the_input_is_a_dense_layer() {
+        let g = ConvGeometry {
+            batch: 45,
+            in_channels: 3,
+            in_size: [5, 4],
+            out_channels: 7,
+            kernel: [5, 4],
+            stride: [2, 3],
+            padding: [[0, 0], [0, 0]],
+            dilation: [1, 1],
+        };
+        assert!(g.is_dense() && Method::chosen(&g) == Method::Dense);
+        assert_eq!(Method::chosen_for_input_grad(&g), Method::Dense);
+        for not_dense in [
+            ConvGeometry {
+                padding: [[1, 0], [0, 0]],
+                ..g
+            },
+            ConvGeometry {
+                kernel: [4, 4],
+                ..g
+            },
+        ] {
+            assert!(!not_dense.is_dense());
+        }
+        let x: Vec<f32> = (0..45 * 60)
+            .map(|i| ((i * 37) % 23) as f32 / 7.0 - 1.5)
+            .collect();
+        let w: Vec<f32> = (0..7 * 60)
+            .map(|i| ((i * 11) % 13) as f32 / 9.0 - 0.7)
+            .collect();
+        let b: Vec<f32> = (0..7).map(|i| i as f32 * 0.1 - 0.3).collect();
+        let dy: Vec<f32> = (0..45 * 7)
+            .map(|i| ((i * 5) % 17) as f32 / 8.0 - 1.0)
+            .collect();
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            assert_eq!(a.len(), b.len());
+            for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (p - q).abs() <= 1e-4 * q.abs().max(1.0),
+                    "{what} {i}: {p} vs {q}"
+                );
+            }
+        };
+        let act = Activation::Sigmoid;
+        let y = forward_with(Method::Dense, &g, &x, &w, Some(&b), act);
+        let want = forward_with(Method::Im2col, &g, &x, &w, Some(&b), act);
+        close(&y, &want, "forward");
+        let grad = OutputGrad {
+            dy: &dy,
+            activated: Some((act, &want)),
+        };
+        let (dw, db) = backward_weight_with(Method::Dense, &g, &x, grad);
+        let (want_dw, want_db) = backward_weight_with(Method::Im2col, &g, &x, grad);
+        close(&dw, &want_dw, "weight gradient");
+        close(&db, &want_db, "bias gradient");
+        let dx = backward_input_with(Method::Dense, &g, &w, grad);
+        close(
+            &dx,
+            &backward_input_with(Method::Im2col, &g, &w, grad),
+            "input gradient",
+        );
     }
 
     /// The weight gradient is the same to the bit whatever the number of threads: the batch is
