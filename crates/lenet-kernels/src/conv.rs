@@ -334,10 +334,8 @@ impl Activation {
                     0.0
                 }
             }
-            Activation::Tanh { outer, inner } => {
-                let t = y / outer;
-                d * outer * (1.0 - t * t) * inner
-            }
+            // `d · outer · (1 - (y/outer)²) · inner`, without a division.
+            Activation::Tanh { outer, inner } => d * (inner / outer) * (outer * outer - y * y),
             Activation::Sigmoid => d * y * (1.0 - y),
         }
     }

@@ -205,14 +205,27 @@ pub fn avg_backward(g: &PoolGeometry, dy: &[f32]) -> Vec<f32> {
     let [kh, kw] = g.kernel;
     let [oh, ow] = g.out_size();
     let scale = 1.0 / (kh * kw) as f32;
-    dx.par_chunks_mut(g.plane_len())
-        .zip(dy.par_chunks(g.out_len()))
+    let (plane, out) = (g.plane_len(), g.out_len());
+    dx.par_chunks_mut(plane * PLANES_PER_TASK)
+        .zip(dy.par_chunks(out * PLANES_PER_TASK))
         .for_each(|(dx, dy)| {
-            for i in 0..oh {
-                for r in i * kh..(i + 1) * kh {
-                    for j in 0..ow {
-                        let v = dy[i * ow + j] * scale;
-                        dx[r * w + j * kw..r * w + (j + 1) * kw].fill(v);
+            for (dx, dy) in dx.chunks_mut(plane).zip(dy.chunks(out)) {
+                for i in 0..oh {
+                    let grads = &dy[i * ow..(i + 1) * ow];
+                    for r in i * kh..(i + 1) * kh {
+                        let row = &mut dx[r * w..r * w + ow * kw];
+                        if kw == 2 {
+                            // LeNet's tiles: pairs, without a call per tile (measured: the
+                            // general loop below was a tenth of the classic network's step).
+                            for (pair, d) in row.chunks_exact_mut(2).zip(grads) {
+                                pair[0] = d * scale;
+                                pair[1] = d * scale;
+                            }
+                        } else {
+                            for (tile, d) in row.chunks_exact_mut(kw).zip(grads) {
+                                tile.fill(d * scale);
+                            }
+                        }
                     }
                 }
             }
