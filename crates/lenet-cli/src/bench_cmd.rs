@@ -41,7 +41,7 @@ pub struct BenchArgs {
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// One epoch of real training through `lenet train`'s pipeline (data, batcher, metrics,
-    /// validation, checkpoint): its time against 60,000 images at the raw training speed.
+    /// validation, checkpoint): its time against its training images at the raw training speed.
     #[arg(long)]
     epoch: bool,
     /// Batch sizes, comma-separated.
@@ -167,7 +167,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             e.valid_images,
             e.train_images_per_second,
             match e.ratio_to_raw {
-                Some(r) => format!("; {r:.2}× the time of 60,000 images at the raw speed"),
+                Some(r) => format!("; {r:.2}× the time of its training images at the raw speed"),
                 None => String::new(),
             }
         );

@@ -97,8 +97,10 @@ impl PoolGeometry {
                 let (t, b) = (2 * i * w, (2 * i + 1) * w);
                 let (top, bottom) = (&x[t..t + 2 * ow], &x[b..b + 2 * ow]);
                 let (out, grad) = (&y[i * ow..(i + 1) * ow], &dy[i * ow..(i + 1) * ow]);
+                let done = max_backward_2x2_row(top, bottom, out, grad, dx, [t, b]);
                 let tiles = top.chunks_exact(2).zip(bottom.chunks_exact(2));
-                for (j, ((a, b), (&m, &d))) in tiles.zip(out.iter().zip(grad)).enumerate() {
+                let rest = tiles.zip(out.iter().zip(grad)).enumerate().skip(done);
+                for (j, ((a, b), (&m, &d))) in rest {
                     let past_b0 = (b[0] != m) as usize;
                     let past_a1 = (a[1] != m) as usize * (1 + past_b0);
                     let k = (a[0] != m) as usize * (1 + past_a1);
@@ -119,6 +121,84 @@ impl PoolGeometry {
             }
         }
     }
+}
+
+/// The gradient of one row of 2×2 tiles without NaN, four tiles at a time with AVX2 where the
+/// machine has it: the two input rows at `at[0]`, `at[1]` of `dx` are written whole (the winner
+/// gets the gradient, the other three zero). Returns how many tiles it did; the caller does the
+/// rest. Measured: max pooling's backward pass was the largest item after the convolutions in
+/// `lenet train`'s profile (7.6 %) with one scalar store per tile.
+fn max_backward_2x2_row(
+    top: &[f32],
+    bottom: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    at: [usize; 2],
+) -> usize {
+    let tiles = y.len() / 4 * 4;
+    assert!(top.len() >= 2 * tiles && bottom.len() >= 2 * tiles && dy.len() >= tiles);
+    assert!(at[0] + 2 * tiles <= dx.len() && at[1] + 2 * tiles <= dx.len());
+    #[cfg(target_arch = "x86_64")]
+    if tiles > 0 && crate::direct::available() {
+        let (t, b) = (at[0], at[1]);
+        // SAFETY: AVX2 is present (checked); every load and store below reads `2·tiles` values
+        // of `top`, `bottom`, `dx[t..]`, `dx[b..]` or `tiles` of `y`, `dy` (asserted above).
+        unsafe {
+            use std::arch::x86_64::*;
+            #[target_feature(enable = "avx2")]
+            unsafe fn run(
+                top: *const f32,
+                bottom: *const f32,
+                y: *const f32,
+                dy: *const f32,
+                dx_top: *mut f32,
+                dx_bottom: *mut f32,
+                tiles: usize,
+            ) {
+                // Each tile's pooled value and gradient twice, for its two columns.
+                let pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+                let odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
+                let ones = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+                let mut j = 0;
+                while j < tiles {
+                    let twice = |p: *const f32| {
+                        _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), pairs)
+                    };
+                    let (m, d) = (twice(y.add(j)), twice(dy.add(j)));
+                    let e = _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_loadu_ps(top.add(2 * j)), m);
+                    let f = _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_loadu_ps(bottom.add(2 * j)), m);
+                    // Per tile: a0 wins if equal; a1 if equal and a0 is not; b0 if equal and
+                    // neither top one is; b1 otherwise (the scalar loop's order).
+                    let (e0, e1, f0) = (
+                        _mm256_moveldup_ps(e),
+                        _mm256_movehdup_ps(e),
+                        _mm256_moveldup_ps(f),
+                    );
+                    let top_mask = _mm256_andnot_ps(_mm256_and_ps(e0, odd), e);
+                    let any_top = _mm256_or_ps(e0, e1);
+                    let bottom_even = _mm256_andnot_ps(any_top, f);
+                    let bottom_odd = _mm256_xor_ps(_mm256_or_ps(any_top, f0), ones);
+                    let bottom_mask = _mm256_blendv_ps(bottom_even, bottom_odd, odd);
+                    _mm256_storeu_ps(dx_top.add(2 * j), _mm256_and_ps(top_mask, d));
+                    _mm256_storeu_ps(dx_bottom.add(2 * j), _mm256_and_ps(bottom_mask, d));
+                    j += 4;
+                }
+            }
+            let base = dx.as_mut_ptr();
+            run(
+                top.as_ptr(),
+                bottom.as_ptr(),
+                y.as_ptr(),
+                dy.as_ptr(),
+                base.add(t),
+                base.add(b),
+                tiles,
+            );
+        }
+        return tiles;
+    }
+    0
 }
 
 /// The larger of two values, NaN if either is NaN (as Burn's and PyTorch's max pooling);
@@ -281,6 +361,40 @@ mod tests {
             dx,
             vec![1., 1., 2., 2., 0., 1., 1., 2., 2., 0., 0., 0., 0., 0., 0.]
         );
+    }
+
+    /// Ties everywhere (values from {0, 1, 2}), rows of 4-tile blocks and leftovers, odd sizes:
+    /// every tile's gradient goes to its first maximum in the order (top left, top right,
+    /// bottom left, bottom right), as a direct reading of the definition says.
+    #[test]
+    fn max_gradient_goes_to_the_first_maximum_with_many_ties() {
+        for (h, w) in [(2, 8), (4, 10), (6, 19), (28, 28), (10, 9)] {
+            let g = PoolGeometry {
+                planes: 3,
+                size: [h, w],
+                kernel: [2, 2],
+            };
+            let x: Vec<f32> = (0..(3 * h * w) as u64)
+                .map(|i| ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) % 3) as f32)
+                .collect();
+            let y = forward(&g, PoolKind::Max, &x);
+            let dy: Vec<f32> = (0..y.len()).map(|i| 1.0 + i as f32).collect();
+            let dx = max_backward(&g, &x, &y, &dy);
+            let [oh, ow] = g.out_size();
+            let mut want = vec![0.0; x.len()];
+            for p in 0..3 {
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let at = |r: usize, c: usize| p * h * w + (2 * i + r) * w + 2 * j + c;
+                        let tile = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
+                        let m = tile.iter().map(|&k| x[k]).fold(f32::MIN, f32::max);
+                        let first = tile.into_iter().find(|&k| x[k] == m).unwrap();
+                        want[first] = dy[(p * oh + i) * ow + j];
+                    }
+                }
+            }
+            assert_eq!(dx, want, "{h}x{w}");
+        }
     }
 
     #[test]

@@ -192,7 +192,8 @@ pub struct EpochMeasurement {
     pub valid_images: usize,
     /// Training images per second.
     pub train_images_per_second: f64,
-    /// Epoch time / (60,000 / raw training images per second at this batch size), when `raw`
+    /// Epoch time (training and validation) / (its training images / raw training images per
+    /// second at this batch size): the cost of everything around the training steps, when `raw`
     /// has that batch size.
     pub ratio_to_raw: Option<f64>,
 }
@@ -226,15 +227,16 @@ pub fn epoch(
             .round() as usize
     };
     let bs = config.training.batch_size;
+    let train_images = images(crate::data::Subset::Train);
     Ok(EpochMeasurement {
         batch_size: bs,
         seconds,
-        train_images: images(crate::data::Subset::Train),
+        train_images,
         valid_images: images(crate::data::Subset::Valid),
         train_images_per_second: summary.images_per_second,
         ratio_to_raw: raw
             .iter()
             .find(|m| m.what == "train" && m.batch_size == bs)
-            .map(|m| seconds / (60_000.0 / m.images_per_second)),
+            .map(|m| seconds / (train_images as f64 / m.images_per_second)),
     })
 }
