@@ -24,7 +24,7 @@ pub enum Method {
     /// im2col and a matrix product per image: every geometry, every machine (and everywhere
     /// with `LENET_KERNELS=im2col`).
     Im2col,
-    /// The direct kernels ([`crate::direct`]): x86-64 with AVX2 and FMA.
+    /// The direct kernels (`src/direct.rs`): x86-64 with AVX2 and FMA.
     Direct,
     /// A kernel that covers the whole input (one output position, no padding, no dilation: the
     /// classic network's C5) is a dense layer: one matrix product for a range of images instead

@@ -1,14 +1,16 @@
 //! CPU kernels for the layers LeNet-style networks spend their time in, for Burn's flex backend:
 //! 2D convolution (groups 1, any stride, padding and dilation, optionally followed by a fused
-//! ReLU, tanh or sigmoid) and pooling over non-overlapping tiles (max and average), each with its backward pass,
-//! so that training uses them too.
+//! ReLU, tanh or sigmoid) and pooling over non-overlapping tiles (max and average), each with its
+//! backward pass, so that training uses them too.
 //!
 //! Why our own: Burn 0.22's flex computes a convolution's gradients as further convolutions (the
 //! weight gradient as a convolution with batch and channels swapped, the input gradient as a
 //! transposed convolution), which is slow for LeNet's few channels and large spatial kernels of
-//! the gradient. Here every pass is im2col plus one matrix product per image (the same `gemm`
-//! crate flex uses), spread over the images. Measured figures and the commands that give them
-//! are in the README's performance section.
+//! the gradient. Here each pass is computed by one of three methods ([`conv::Method`]): direct
+//! register-blocked products that read the padded image in place (x86-64 with AVX2 and FMA), a
+//! dense layer's matrix products (a kernel covering its whole input), or im2col plus one matrix
+//! product per image (everywhere). Measured figures and the commands that give them are in
+//! `docs/performance.md`.
 //!
 //! The kernels are a Burn backend extension ([`LenetKernels`]) implemented for flex and for
 //! autodiff over flex. [`conv2d`] and [`pool2d`] take and return ordinary `Tensor`s; call them

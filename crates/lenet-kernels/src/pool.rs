@@ -58,9 +58,13 @@ impl PoolGeometry {
             for i in 0..oh {
                 let top = &x[2 * i * w..2 * i * w + 2 * ow];
                 let bottom = &x[(2 * i + 1) * w..(2 * i + 1) * w + 2 * ow];
-                let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
                 let out = &mut y[i * ow..(i + 1) * ow];
-                for (o, (a, b)) in out.iter_mut().zip(pairs) {
+                let done = match kind {
+                    PoolKind::Max => max_2x2_row(top, bottom, out),
+                    PoolKind::Avg => 0,
+                };
+                let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2)).skip(done);
+                for (o, (a, b)) in out.iter_mut().skip(done).zip(pairs) {
                     *o = match kind {
                         PoolKind::Avg => (a[0] + a[1] + b[0] + b[1]) * 0.25,
                         PoolKind::Max => max(max(a[0], a[1]), max(b[0], b[1])),
@@ -121,6 +125,64 @@ impl PoolGeometry {
             }
         }
     }
+}
+
+/// One row of 2×2 max pooling, eight (then four) tiles at a time with AVX2 where the machine has it (NaN
+/// propagates, as in [`max`]). Returns how many tiles it did; the caller does the rest.
+/// Measured: the scalar loop was 13 % of LeNet-5's inference (`perf record` of `lenet bench
+/// --inference`).
+fn max_2x2_row(top: &[f32], bottom: &[f32], out: &mut [f32]) -> usize {
+    // Blocks of 8 tiles, then one of 4 if at least 4 are left.
+    let tiles = out.len() / 4 * 4;
+    assert!(top.len() >= 2 * tiles && bottom.len() >= 2 * tiles);
+    #[cfg(target_arch = "x86_64")]
+    if tiles > 0 && crate::direct::available() {
+        // SAFETY: AVX2 is present (checked); the loads read `2·tiles` values of `top` and
+        // `bottom`, the stores write `tiles` values of `out` (asserted above).
+        unsafe {
+            use std::arch::x86_64::*;
+            #[target_feature(enable = "avx2")]
+            unsafe fn run(top: *const f32, bottom: *const f32, out: *mut f32, tiles: usize) {
+                // max(a, b), NaN if either is (`_mm256_max_ps` alone returns b when a is NaN).
+                let max = |a: __m256, b: __m256| {
+                    _mm256_blendv_ps(_mm256_max_ps(a, b), a, _mm256_cmp_ps::<_CMP_UNORD_Q>(a, a))
+                };
+                let mut j = 0;
+                while j + 8 <= tiles {
+                    let at = |p: *const f32, k: usize| _mm256_loadu_ps(p.add(2 * j + k));
+                    // Down the columns, then across the pairs of columns.
+                    let v0 = max(at(top, 0), at(bottom, 0));
+                    let v1 = max(at(top, 8), at(bottom, 8));
+                    let even = _mm256_shuffle_ps::<0b10_00_10_00>(v0, v1);
+                    let odd = _mm256_shuffle_ps::<0b11_01_11_01>(v0, v1);
+                    // Tiles in the order 0 1 4 5 | 2 3 6 7: put them back in order.
+                    let tiles = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(
+                        _mm256_castps_pd(max(even, odd)),
+                    ));
+                    _mm256_storeu_ps(out.add(j), tiles);
+                    j += 8;
+                }
+                if j < tiles {
+                    // Four tiles: [T0 T0 T1 T1 | T2 T2 T3 T3] by pairs, then the low half.
+                    let v = max(
+                        _mm256_loadu_ps(top.add(2 * j)),
+                        _mm256_loadu_ps(bottom.add(2 * j)),
+                    );
+                    let pairs = max(
+                        _mm256_shuffle_ps::<0b10_00_10_00>(v, v),
+                        _mm256_shuffle_ps::<0b11_01_11_01>(v, v),
+                    );
+                    let four = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b00_00_10_00>(
+                        _mm256_castps_pd(pairs),
+                    ));
+                    _mm_storeu_ps(out.add(j), _mm256_castps256_ps128(four));
+                }
+            }
+            run(top.as_ptr(), bottom.as_ptr(), out.as_mut_ptr(), tiles);
+        }
+        return tiles;
+    }
+    0
 }
 
 /// The gradient of one row of 2×2 tiles without NaN, four tiles at a time with AVX2 where the
@@ -394,6 +456,44 @@ mod tests {
                 }
             }
             assert_eq!(dx, want, "{h}x{w}");
+        }
+    }
+
+    /// Rows of 8-tile blocks and leftovers: every tile's maximum, and NaN anywhere in a tile
+    /// (either row, either column) makes the tile NaN.
+    #[test]
+    fn max_pooling_rows_match_the_definition_and_keep_nan() {
+        for (h, w) in [(2, 16), (4, 34), (28, 28), (6, 41), (10, 10), (4, 9)] {
+            let g = PoolGeometry {
+                planes: 2,
+                size: [h, w],
+                kernel: [2, 2],
+            };
+            let mut x: Vec<f32> = (0..(2 * h * w) as u64)
+                .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f32 / 1e6 - 8.0)
+                .collect();
+            for (k, at) in [0, w + 3, 2 * w + 12, 3 * w + 9].into_iter().enumerate() {
+                if at < x.len() && k < h {
+                    x[at] = f32::NAN;
+                }
+            }
+            let y = forward(&g, PoolKind::Max, &x);
+            let [oh, ow] = g.out_size();
+            for p in 0..2 {
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let at = |r: usize, c: usize| x[p * h * w + (2 * i + r) * w + 2 * j + c];
+                        let tile = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
+                        let got = y[(p * oh + i) * ow + j];
+                        if tile.iter().any(|v| v.is_nan()) {
+                            assert!(got.is_nan(), "{h}x{w} tile {p},{i},{j}: {got}");
+                        } else {
+                            let want = tile.iter().copied().fold(f32::MIN, f32::max);
+                            assert_eq!(got, want, "{h}x{w} tile {p},{i},{j}");
+                        }
+                    }
+                }
+            }
         }
     }
 
