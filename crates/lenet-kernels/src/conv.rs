@@ -361,12 +361,7 @@ pub fn tanh(x: f32) -> f32 {
         2.000_188e-13,
         -2.760_768_5e-16,
     ];
-    const BETA: [f32; 4] = [
-        4.893_525_2e-3,
-        2.268_434_6e-3,
-        1.185_347_1e-4,
-        1.198_258_4e-6,
-    ];
+    const BETA: [f32; 4] = [4.893_525e-3, 2.268_434_6e-3, 1.185_347_1e-4, 1.198_258_4e-6];
     let x = x.clamp(-CLAMP, CLAMP);
     let x2 = x * x;
     let mut p = ALPHA[6];
@@ -552,10 +547,20 @@ pub fn backward_weight_with(
             (dw, db)
         })
         .collect();
+    sum_in_order(partials, g.out_channels * taps, g.out_channels)
+}
+
+/// The weight and bias gradients of the ranges of a batch, summed in the ranges' order (the
+/// rounding then depends on the split alone); zeros of `weights` and `biases` values for none.
+pub(crate) fn sum_in_order(
+    partials: Vec<(Vec<f32>, Vec<f32>)>,
+    weights: usize,
+    biases: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let mut parts = partials.into_iter();
     let (mut dw, mut db) = parts
         .next()
-        .unwrap_or_else(|| (vec![0.0; g.out_channels * taps], vec![0.0; g.out_channels]));
+        .unwrap_or_else(|| (vec![0.0; weights], vec![0.0; biases]));
     for (pw, pb) in parts {
         dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
         db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
@@ -672,15 +677,7 @@ fn dense_backward_weight(g: &ConvGeometry, x: &[f32], dy: OutputGrad<'_>) -> (Ve
             (dw, db)
         })
         .collect();
-    let mut parts = partials.into_iter();
-    let (mut dw, mut db) = parts
-        .next()
-        .unwrap_or_else(|| (vec![0.0; out * taps], vec![0.0; out]));
-    for (pw, pb) in parts {
-        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
-    }
-    (dw, db)
+    sum_in_order(partials, out * taps, out)
 }
 
 /// [`Method::Dense`]'s input gradient: `dx = dy · W` for ranges of images at a time.

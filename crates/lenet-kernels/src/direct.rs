@@ -21,7 +21,7 @@
 use rayon::prelude::*;
 
 use crate::buffer::zeros;
-use crate::conv::{split, Activation, ConvGeometry, OutputGrad};
+use crate::conv::{split, sum_in_order, Activation, ConvGeometry, OutputGrad};
 
 /// Floats per vector (AVX2).
 const LANES: usize = 8;
@@ -384,15 +384,7 @@ pub(crate) fn backward_weight(
             (dw, db)
         })
         .collect();
-    let mut parts = partials.into_iter();
-    let (mut dw, mut db) = parts
-        .next()
-        .unwrap_or_else(|| (vec![0.0; g.out_channels * taps], vec![0.0; g.out_channels]));
-    for (pw, pb) in parts {
-        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
-    }
-    (dw, db)
+    sum_in_order(partials, g.out_channels * taps, g.out_channels)
 }
 
 /// The input gradient (see [`crate::conv::backward_input`]) when [`input_grad_applies`]: the
@@ -492,7 +484,7 @@ fn gather_times(
 ) {
     let (taps, positions) = (gather.tap.len(), gather.pos.len());
     assert!(src.len() >= gather.len(channels), "direct conv: image size");
-    assert!(w.len() >= taps * o8 && out.len() >= positions * o8 && o8 % LANES == 0);
+    assert!(w.len() >= taps * o8 && out.len() >= positions * o8 && o8.is_multiple_of(LANES));
     assert!(gather
         .pos
         .iter()
@@ -521,7 +513,7 @@ fn gather_t_times(
 ) {
     let (taps, positions) = (gather.tap.len(), gather.pos.len());
     assert!(src.len() >= gather.len(channels), "direct conv: image size");
-    assert!(dy.len() >= positions * o8 && dw.len() >= taps * o8 && o8 % LANES == 0);
+    assert!(dy.len() >= positions * o8 && dw.len() >= taps * o8 && o8.is_multiple_of(LANES));
     assert!(gather
         .pos
         .iter()
@@ -545,8 +537,10 @@ mod avx2 {
 
     use super::LANES;
 
-    /// `out[q][..8V] = Σ_t src[pos[q] + tap[t]] · w[t][..8V]` for `q < N`.
+    /// `out[q][..8V] = Σ_t src[pos[q] + tap[t]] · w[t][..8V]` for `q < N`. (Indexed loops over
+    /// the const-size accumulator arrays: the form that was measured.)
     #[inline]
+    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn block<const N: usize, const V: usize>(
         src: *const f32,
@@ -583,6 +577,7 @@ mod avx2 {
 
     /// `dw[k][..8V] += Σ_p src[pos[p] + tap[k]] · dy[p][..8V]` for `k < T`.
     #[inline]
+    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn block_t<const T: usize, const V: usize>(
         src: *const f32,
