@@ -64,6 +64,9 @@ struct Gather {
     tap: Vec<usize>,
     /// Offset of each output position `(y, x)` in the padded image.
     pos: Vec<usize>,
+    /// The largest tap offset and the largest position offset.
+    last_tap: usize,
+    last_pos: usize,
 }
 
 impl Gather {
@@ -90,12 +93,25 @@ impl Gather {
                 pos.push(y * stride[0] * w + x * stride[1]);
             }
         }
-        Gather { size, tap, pos }
+        let last_tap = tap.iter().copied().max().unwrap_or(0);
+        let last_pos = pos.iter().copied().max().unwrap_or(0);
+        Gather {
+            size,
+            tap,
+            pos,
+            last_tap,
+            last_pos,
+        }
     }
 
-    /// The number of values a padded image holds; every `pos[p] + tap[t]` is below it.
+    /// The number of values a padded image holds.
     fn len(&self, channels: usize) -> usize {
         channels * self.size[0] * self.size[1]
+    }
+
+    /// How many values the products read: every `pos[p] + tap[t]` is below it.
+    fn reach(&self) -> usize {
+        self.last_pos + self.last_tap + 1
     }
 }
 
@@ -186,7 +202,7 @@ impl Correlation {
             Lanes::Channels => {
                 // Every value is written by `gather_times`: no need to clear it.
                 product.resize(positions * o8, 0.0);
-                gather_times(src, &self.gather, self.channels, &self.packed, o8, product);
+                gather_times(src, &self.gather, &self.packed, o8, product);
                 for (o, row) in out.chunks_mut(positions).enumerate() {
                     for (p, v) in row.iter_mut().enumerate() {
                         *v = product[p * o8 + o];
@@ -212,9 +228,8 @@ impl Correlation {
         let [oh, _] = self.out;
         let row_stride = self.stride[0] * self.gather.size[1];
         // The farthest read: the last row's last vector at the last tap, plus a vector.
-        let last_tap = self.gather.tap.iter().max().copied().unwrap_or(0);
         assert!(
-            oh == 0 || (oh - 1) * row_stride + wide + last_tap <= src.len(),
+            oh == 0 || (oh - 1) * row_stride + wide + self.gather.last_tap <= src.len(),
             "direct conv: rows past the padded image"
         );
         assert!(product.len() >= self.out_channels * oh * wide && self.stride[1] == 1);
@@ -350,7 +365,7 @@ pub(crate) fn backward_weight(
                                 arranged[p * o8 + o] = *v;
                             }
                         }
-                        gather_t_times(&src, &gather, g.in_channels, &arranged, o8, &mut dw_t);
+                        gather_t_times(&src, &gather, &arranged, o8, &mut dw_t);
                     }
                     Lanes::Positions => {
                         // `grad` as `[o][y][wide]`, zeros past `ow`.
@@ -457,8 +472,7 @@ fn rows_t_times(
     let [oh, ow] = out;
     let wide = ow.next_multiple_of(LANES);
     let row_stride = stride_h * gather.size[1];
-    let last_tap = gather.tap.iter().max().copied().unwrap_or(0);
-    assert!(oh == 0 || (oh - 1) * row_stride + wide + last_tap <= src.len());
+    assert!(oh == 0 || (oh - 1) * row_stride + wide + gather.last_tap <= src.len());
     assert!(dy.len() >= out_channels * oh * wide);
     assert!(dw.len() >= gather.tap.len() * round_up(out_channels));
     #[cfg(target_arch = "x86_64")]
@@ -474,26 +488,14 @@ fn rows_t_times(
 
 /// `out[p][·] = Σ_t src[pos[p] + tap[t]] · w[t][·]` for every position (`out` is
 /// `positions × o8`, `w` is `taps × o8`).
-fn gather_times(
-    src: &[f32],
-    gather: &Gather,
-    channels: usize,
-    w: &[f32],
-    o8: usize,
-    out: &mut [f32],
-) {
+fn gather_times(src: &[f32], gather: &Gather, w: &[f32], o8: usize, out: &mut [f32]) {
     let (taps, positions) = (gather.tap.len(), gather.pos.len());
-    assert!(src.len() >= gather.len(channels), "direct conv: image size");
+    assert!(src.len() >= gather.reach(), "direct conv: image size");
     assert!(w.len() >= taps * o8 && out.len() >= positions * o8 && o8.is_multiple_of(LANES));
-    assert!(gather
-        .pos
-        .iter()
-        .chain(&gather.tap)
-        .all(|&v| v < gather.len(channels)));
     #[cfg(target_arch = "x86_64")]
     if available() {
         // SAFETY: AVX2 and FMA are present (checked just above); every offset `pos[p] +
-        // tap[t]` lies inside the padded image (asserted above), `w` and `out` hold
+        // tap[t]` is below `reach` and so inside `src` (asserted above), `w` and `out` hold
         // `taps × o8` and `positions × o8` values (asserted above).
         unsafe { avx2::gather_times(src, &gather.tap, &gather.pos, w, o8, out) };
         return;
@@ -503,22 +505,10 @@ fn gather_times(
 
 /// `dw[t][·] += Σ_p src[pos[p] + tap[t]] · dy[p][·]` (`dy` is `positions × o8`, `dw` is
 /// `taps × o8`).
-fn gather_t_times(
-    src: &[f32],
-    gather: &Gather,
-    channels: usize,
-    dy: &[f32],
-    o8: usize,
-    dw: &mut [f32],
-) {
+fn gather_t_times(src: &[f32], gather: &Gather, dy: &[f32], o8: usize, dw: &mut [f32]) {
     let (taps, positions) = (gather.tap.len(), gather.pos.len());
-    assert!(src.len() >= gather.len(channels), "direct conv: image size");
+    assert!(src.len() >= gather.reach(), "direct conv: image size");
     assert!(dy.len() >= positions * o8 && dw.len() >= taps * o8 && o8.is_multiple_of(LANES));
-    assert!(gather
-        .pos
-        .iter()
-        .chain(&gather.tap)
-        .all(|&v| v < gather.len(channels)));
     #[cfg(target_arch = "x86_64")]
     if available() {
         // SAFETY: as in `gather_times`.
