@@ -42,7 +42,7 @@ impl Method {
     pub fn chosen(g: &ConvGeometry) -> Method {
         if g.is_dense() {
             Method::Dense
-        } else if direct::available() && crate::direct_enabled() {
+        } else if crate::avx2_fma() && crate::direct_enabled() {
             Method::Direct
         } else {
             Method::Im2col
@@ -104,7 +104,7 @@ impl ConvGeometry {
         self.kernel == self.in_size && self.padding == [[0, 0], [0, 0]] && self.dilation == [1, 1]
     }
 
-    fn image_len(&self) -> usize {
+    pub(crate) fn image_len(&self) -> usize {
         self.in_channels * self.in_size[0] * self.in_size[1]
     }
 
@@ -113,7 +113,7 @@ impl ConvGeometry {
         oh * ow
     }
 
-    fn out(&self) -> [usize; 2] {
+    pub(crate) fn out(&self) -> [usize; 2] {
         self.out_size()
             .expect("ConvGeometry: kernel larger than the padded input (checked by the caller)")
     }

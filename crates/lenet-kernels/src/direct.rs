@@ -26,22 +26,6 @@ use crate::conv::{split, sum_in_order, Activation, ConvGeometry, OutputGrad};
 /// Floats per vector (AVX2).
 const LANES: usize = 8;
 
-/// Whether this machine runs the direct kernels (x86-64 with AVX2 and FMA; checked once).
-pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVAILABLE.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// Whether the input gradient can be computed as a direct forward pass: stride 1, and padding
 /// no wider than the dilated kernel minus one on every side.
 pub(crate) fn input_grad_applies(g: &ConvGeometry) -> bool {
@@ -234,7 +218,7 @@ impl Correlation {
         );
         assert!(product.len() >= self.out_channels * oh * wide && self.stride[1] == 1);
         #[cfg(target_arch = "x86_64")]
-        if available() {
+        if crate::avx2_fma() {
             // SAFETY: AVX2 and FMA are present; every read `y·row_stride + x + tap[t]` with
             // `x < wide` stays inside `src` (asserted above), the packed weights hold
             // `taps × round_up(out_channels)` values and `product` `out_channels × oh × wide`.
@@ -271,12 +255,10 @@ pub(crate) fn forward(
     bias: Option<&[f32]>,
     activation: Activation,
 ) -> Vec<f32> {
-    let [oh, ow] = g
-        .out_size()
-        .expect("conv: kernel larger than the padded input");
+    let [oh, ow] = g.out();
     let positions = oh * ow;
     let out_len = g.out_channels * positions;
-    let image_len = g.in_channels * g.in_size[0] * g.in_size[1];
+    let image_len = g.image_len();
     let mut y = zeros(g.batch * out_len);
     if out_len == 0 {
         return y;
@@ -323,13 +305,11 @@ pub(crate) fn backward_weight(
     x: &[f32],
     dy: OutputGrad<'_>,
 ) -> (Vec<f32>, Vec<f32>) {
-    let [oh, ow] = g
-        .out_size()
-        .expect("conv: kernel larger than the padded input");
+    let [oh, ow] = g.out();
     let positions = oh * ow;
     let (taps, o8) = (g.taps(), round_up(g.out_channels));
     let out_len = g.out_channels * positions;
-    let image_len = g.in_channels * g.in_size[0] * g.in_size[1];
+    let image_len = g.image_len();
     let size = padded_size(g);
     let gather = Gather::new(
         g.in_channels,
@@ -406,9 +386,7 @@ pub(crate) fn backward_weight(
 /// forward pass of the padded output gradient with the flipped, channel-swapped kernel.
 pub(crate) fn backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_>) -> Vec<f32> {
     assert!(input_grad_applies(g), "direct input gradient: unsupported");
-    let [oh, ow] = g
-        .out_size()
-        .expect("conv: kernel larger than the padded input");
+    let [oh, ow] = g.out();
     let [h, w] = g.in_size;
     let [kh, kw] = g.kernel;
     let (o, c) = (g.out_channels, g.in_channels);
@@ -476,7 +454,7 @@ fn rows_t_times(
     assert!(dy.len() >= out_channels * oh * wide);
     assert!(dw.len() >= gather.tap.len() * round_up(out_channels));
     #[cfg(target_arch = "x86_64")]
-    if available() {
+    if crate::avx2_fma() {
         // SAFETY: AVX2 and FMA are present; every read of `src` stays inside it (asserted
         // above: the last row's last vector at the farthest tap), `dy` and `dw` hold what
         // they must (asserted above).
@@ -493,7 +471,7 @@ fn gather_times(src: &[f32], gather: &Gather, w: &[f32], o8: usize, out: &mut [f
     assert!(src.len() >= gather.reach(), "direct conv: image size");
     assert!(w.len() >= taps * o8 && out.len() >= positions * o8 && o8.is_multiple_of(LANES));
     #[cfg(target_arch = "x86_64")]
-    if available() {
+    if crate::avx2_fma() {
         // SAFETY: AVX2 and FMA are present (checked just above); every offset `pos[p] +
         // tap[t]` is below `reach` and so inside `src` (asserted above), `w` and `out` hold
         // `taps × o8` and `positions × o8` values (asserted above).
@@ -510,7 +488,7 @@ fn gather_t_times(src: &[f32], gather: &Gather, dy: &[f32], o8: usize, dw: &mut 
     assert!(src.len() >= gather.reach(), "direct conv: image size");
     assert!(dy.len() >= positions * o8 && dw.len() >= taps * o8 && o8.is_multiple_of(LANES));
     #[cfg(target_arch = "x86_64")]
-    if available() {
+    if crate::avx2_fma() {
         // SAFETY: as in `gather_times`.
         unsafe { avx2::gather_t_times(src, &gather.tap, &gather.pos, dy, o8, dw) };
         return;
@@ -797,7 +775,8 @@ mod avx2 {
         }
     }
 
-    /// Calls `$f::<n, $v>` for a runtime `n` in `1..=$max` (the tail of a blocked loop).
+    /// Calls `$f::<n, $v>` for a runtime `n` in `1..=8` (at most [`rows_per_block`]; smaller
+    /// for the tail of a blocked loop).
     macro_rules! dispatch {
         ($f:ident, $v:literal, $n:expr, $($arg:expr),*) => {
             match $n {
@@ -808,11 +787,7 @@ mod avx2 {
                 5 => $f::<5, $v>($($arg),*),
                 6 => $f::<6, $v>($($arg),*),
                 7 => $f::<7, $v>($($arg),*),
-                8 => $f::<8, $v>($($arg),*),
-                9 => $f::<9, $v>($($arg),*),
-                10 => $f::<10, $v>($($arg),*),
-                11 => $f::<11, $v>($($arg),*),
-                _ => $f::<12, $v>($($arg),*),
+                _ => $f::<8, $v>($($arg),*),
             }
         };
     }
@@ -930,7 +905,7 @@ mod tests {
     /// Runs all three passes by both methods and compares them (im2col is itself checked
     /// against the definition and against Burn's operations).
     fn check(g: &ConvGeometry, activation: Activation, seed: u64) {
-        if !available() {
+        if !crate::avx2_fma() {
             lenet_data::testing::unavailable("this machine has no AVX2 and FMA");
             return;
         }

@@ -42,6 +42,23 @@ fn switch_is(value: &str) -> bool {
     VALUE.get_or_init(|| std::env::var_os(SWITCH)).as_deref() == Some(value.as_ref())
 }
 
+/// Whether this machine has AVX2 and FMA (x86-64; checked once): what the direct convolution
+/// kernels and the vectorised pooling loops need.
+pub(crate) fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVAILABLE.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether the kernels are on: unless [`SWITCH`] is `off`.
 pub fn enabled() -> bool {
     !switch_is("off")

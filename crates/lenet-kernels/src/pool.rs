@@ -136,7 +136,7 @@ fn max_2x2_row(top: &[f32], bottom: &[f32], out: &mut [f32]) -> usize {
     let tiles = out.len() / 4 * 4;
     assert!(top.len() >= 2 * tiles && bottom.len() >= 2 * tiles);
     #[cfg(target_arch = "x86_64")]
-    if tiles > 0 && crate::direct::available() {
+    if tiles > 0 && crate::avx2_fma() {
         // SAFETY: AVX2 is present (checked); the loads read `2·tiles` values of `top` and
         // `bottom`, the stores write `tiles` values of `out` (asserted above).
         unsafe {
@@ -202,7 +202,7 @@ fn max_backward_2x2_row(
     assert!(top.len() >= 2 * tiles && bottom.len() >= 2 * tiles && dy.len() >= tiles);
     assert!(at[0] + 2 * tiles <= dx.len() && at[1] + 2 * tiles <= dx.len());
     #[cfg(target_arch = "x86_64")]
-    if tiles > 0 && crate::direct::available() {
+    if tiles > 0 && crate::avx2_fma() {
         let (t, b) = (at[0], at[1]);
         // SAFETY: AVX2 is present (checked); every load and store below reads `2·tiles` values
         // of `top`, `bottom`, `dx[t..]`, `dx[b..]` or `tiles` of `y`, `dy` (asserted above).
