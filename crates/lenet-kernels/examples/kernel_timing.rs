@@ -86,7 +86,7 @@ fn main() {
         let x = noise(batch * c * size * size, 1);
         let w = noise(o * c * 25, 2);
         let b = vec![0.1f32; o];
-        let y = conv::forward(&g, &x, &w, Some(&b), conv::Activation::None);
+        let y = conv::forward(&g, &x, &w, Some(&b), conv::Activation::None, None);
         let grad = conv::OutputGrad {
             dy: &y,
             activated: None,
@@ -103,6 +103,7 @@ fn main() {
                 &w,
                 Some(&b),
                 conv::Activation::None,
+                None,
             ));
         });
         compare(

@@ -13,7 +13,7 @@ use burn::backend::{backend_extension, Autodiff, Backend, Flex, TensorMetadata};
 use burn::tensor::TensorData;
 
 use crate::conv::{self, Activation, ConvGeometry};
-use crate::pool::{self, PoolGeometry, PoolKind};
+use crate::pool::{self, PoolKind, PoolSpec};
 
 /// The hyper-parameters of a convolution; sizes come from the tensors.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,6 +27,11 @@ pub struct ConvSpec {
     /// A nonlinearity fused into the convolution (forward and backward): applied to each image
     /// while it is in cache instead of in passes of its own.
     pub activation: Activation,
+    /// Pooling fused into the convolution after the nonlinearity: each image's output is pooled
+    /// while it is in cache, and only the pooled maps are written. Where gradients are tracked,
+    /// the convolution and the pooling run as two steps (the backward passes need the
+    /// convolution's output).
+    pub pool: Option<PoolSpec>,
 }
 
 impl ConvSpec {
@@ -40,23 +45,6 @@ impl ConvSpec {
             stride: self.stride,
             padding: self.padding,
             dilation: self.dilation,
-        }
-    }
-}
-
-/// Pooling over non-overlapping `kernel` tiles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolSpec {
-    pub kind: PoolKind,
-    pub kernel: [usize; 2],
-}
-
-impl PoolSpec {
-    fn geometry(&self, x: &[usize]) -> PoolGeometry {
-        PoolGeometry {
-            planes: x[0] * x[1],
-            size: [x[2], x[3]],
-            kernel: self.kernel,
         }
     }
 }
@@ -120,13 +108,19 @@ fn conv_forward(
     spec: &ConvSpec,
 ) -> FlexTensor {
     let g = spec.geometry(&x.shape(), &weight.shape());
-    let [oh, ow] = g
+    let out = g
         .out_size()
         .expect("lenet_conv2d: kernel larger than the padded input (checked by the caller)");
+    let [oh, ow] = match spec.pool {
+        Some(p) => p
+            .geometry(&[g.batch, g.out_channels, out[0], out[1]])
+            .out_size(),
+        None => out,
+    };
     let bias = bias.map(values);
     let y = with_values(x, |xs| {
         with_values(weight, |ws| {
-            conv::forward(&g, xs, ws, bias.as_deref(), spec.activation)
+            conv::forward(&g, xs, ws, bias.as_deref(), spec.activation, spec.pool)
         })
     });
     tensor(y, [g.batch, g.out_channels, oh, ow])
@@ -301,6 +295,23 @@ impl Backward<Flex, 1> for PoolBackward {
     }
 }
 
+/// `spec` without its pooling: the convolution's own step where gradients are tracked.
+fn unpooled(spec: ConvSpec) -> ConvSpec {
+    ConvSpec { pool: None, ..spec }
+}
+
+/// The tracked convolution's output `y`, pooled by `spec`'s pooling (a step of its own, with its
+/// own backward pass) where it has one.
+fn then_pool<C: CheckpointStrategy>(
+    y: FloatTensor<Autodiff<Flex, C>>,
+    spec: ConvSpec,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    match spec.pool {
+        Some(pool) => <Autodiff<Flex, C> as LenetKernels>::lenet_pool2d(y, pool),
+        None => y,
+    }
+}
+
 impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
     fn lenet_conv2d(
         x: FloatTensor<Self>,
@@ -317,8 +328,8 @@ impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (state, y) = ConvState::forward(x, weight, Some(&bias), spec);
-                prep.finish(state, y)
+                let (state, y) = ConvState::forward(x, weight, Some(&bias), unpooled(spec));
+                then_pool::<C>(prep.finish(state, y), spec)
             }
             OpsKind::UnTracked(prep) => prep.finish(conv_forward(&x, &weight, Some(&bias), &spec)),
         }
@@ -337,8 +348,8 @@ impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (state, y) = ConvState::forward(x, weight, None, spec);
-                prep.finish(state, y)
+                let (state, y) = ConvState::forward(x, weight, None, unpooled(spec));
+                then_pool::<C>(prep.finish(state, y), spec)
             }
             OpsKind::UnTracked(prep) => prep.finish(conv_forward(&x, &weight, None, &spec)),
         }

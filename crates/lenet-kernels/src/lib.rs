@@ -28,8 +28,8 @@ use burn::backend::Dispatch;
 use burn::tensor::{DType, Device, Tensor};
 
 pub use conv::Activation;
-pub use extension::{ConvSpec, LenetKernels, PoolSpec};
-pub use pool::PoolKind;
+pub use extension::{ConvSpec, LenetKernels};
+pub use pool::{PoolKind, PoolSpec};
 
 /// The environment variable that turns the kernels off (`LENET_KERNELS=off`), so that Burn's own
 /// operations run everywhere, or keeps them on without the direct convolution
@@ -77,29 +77,31 @@ pub fn device_applies(device: &Device) -> bool {
 }
 
 /// Whether [`conv2d`] can compute this convolution: `f32` tensors on flex, weights
-/// `[out, in, kh, kw]` matching the input's channels, and a kernel that fits the padded input.
+/// `[out, in, kh, kw]` matching the input's channels, a kernel that fits the padded input, and
+/// pooling tiles (if any) that fit its output.
 pub fn conv2d_applies(x: &Tensor<4>, weight: &Tensor<4>, spec: &ConvSpec) -> bool {
     let (xd, wd) = (x.dims(), weight.dims());
+    let out = spec.geometry(&xd, &wd).out_size();
     device_applies(&x.device())
         && x.dtype() == DType::F32
         && weight.dtype() == DType::F32
         && xd[1] == wd[1]
-        && spec.geometry(&xd, &wd).out_size().is_some()
+        && out.is_some_and(|out| spec.pool.is_none_or(|p| p.fits(out)))
 }
 
 /// Whether [`pool2d`] can compute this pooling: an `f32` tensor on flex and a tile that fits.
 pub fn pool2d_applies(x: &Tensor<4>, kernel: [usize; 2]) -> bool {
     let d = x.dims();
-    device_applies(&x.device())
-        && x.dtype() == DType::F32
-        && kernel[0] >= 1
-        && kernel[1] >= 1
-        && kernel[0] <= d[2]
-        && kernel[1] <= d[3]
+    let spec = PoolSpec {
+        kind: PoolKind::Max,
+        kernel,
+    };
+    device_applies(&x.device()) && x.dtype() == DType::F32 && spec.fits([d[2], d[3]])
 }
 
 /// 2D convolution (cross-correlation) of `x` `[n, c, h, w]` with `weight` `[o, c, kh, kw]` and
-/// an optional `bias` `[o]`; differentiable when the tensors are on an autodiff device.
+/// an optional `bias` `[o]`, followed by `spec`'s nonlinearity and pooling; differentiable when
+/// the tensors are on an autodiff device.
 ///
 /// # Panics
 /// When [`conv2d_applies`] is false.

@@ -27,6 +27,30 @@ pub struct PoolGeometry {
     pub kernel: [usize; 2],
 }
 
+/// Pooling over non-overlapping `kernel` tiles: what [`crate::pool2d`] computes, and what a
+/// convolution may pool its output by before writing it ([`crate::ConvSpec::pool`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub kind: PoolKind,
+    pub kernel: [usize; 2],
+}
+
+impl PoolSpec {
+    /// The geometry of pooling `x` `[n, c, h, w]`.
+    pub(crate) fn geometry(&self, x: &[usize]) -> PoolGeometry {
+        PoolGeometry {
+            planes: x[0] * x[1],
+            size: [x[2], x[3]],
+            kernel: self.kernel,
+        }
+    }
+
+    /// Whether the tiles fit in a `size` plane.
+    pub(crate) fn fits(&self, size: [usize; 2]) -> bool {
+        (0..2).all(|a| self.kernel[a] >= 1 && self.kernel[a] <= size[a])
+    }
+}
+
 /// Planes handed to one rayon task at a time.
 const PLANES_PER_TASK: usize = 16;
 
@@ -39,18 +63,59 @@ impl PoolGeometry {
         ]
     }
 
-    fn plane_len(&self) -> usize {
+    pub(crate) fn plane_len(&self) -> usize {
         self.size[0] * self.size[1]
     }
 
-    fn out_len(&self) -> usize {
+    pub(crate) fn out_len(&self) -> usize {
         let [oh, ow] = self.out_size();
         oh * ow
     }
 
     /// Pools one plane.
     fn plane(&self, kind: PoolKind, x: &[f32], y: &mut [f32]) {
-        let [_, w] = self.size;
+        self.plane_strided(kind, x, self.size[1], y);
+    }
+
+    /// Pools `planes` consecutive planes, `x` `[planes][size]` into `y` `[planes][out_size]`, on
+    /// the calling thread: a convolution's epilogue, one image at a time while it is in cache.
+    pub(crate) fn planes_here(&self, kind: PoolKind, x: &[f32], y: &mut [f32]) {
+        assert!(
+            x.len() >= self.planes * self.plane_len() && y.len() == self.planes * self.out_len()
+        );
+        for (y, x) in y
+            .chunks_mut(self.out_len().max(1))
+            .zip(x.chunks(self.plane_len().max(1)))
+        {
+            self.plane(kind, x, y);
+        }
+    }
+
+    /// Pools one plane whose rows lie `w` values apart (`w ≥ size[1]`; the values between a
+    /// row's end and the next row are not read): a convolution's output straight from its
+    /// padded rows, without a copy.
+    pub(crate) fn plane_strided(&self, kind: PoolKind, x: &[f32], w: usize, y: &mut [f32]) {
+        assert!(w >= self.size[1]);
+        #[cfg(target_arch = "x86_64")]
+        if crate::avx2_fma() {
+            // SAFETY: AVX2 and FMA are present (checked).
+            unsafe { self.plane_strided_avx2(kind, x, w, y) };
+            return;
+        }
+        self.plane_strided_here(kind, x, w, y);
+    }
+
+    /// [`Self::plane_strided`] compiled for AVX2 (the same operations on each value): the
+    /// average's loop gets 8-lane vectors (measured: 6 % of the classic network's inference
+    /// with the SSE loop of a plain build).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn plane_strided_avx2(&self, kind: PoolKind, x: &[f32], w: usize, y: &mut [f32]) {
+        self.plane_strided_here(kind, x, w, y);
+    }
+
+    #[inline(always)]
+    fn plane_strided_here(&self, kind: PoolKind, x: &[f32], w: usize, y: &mut [f32]) {
         let [kh, kw] = self.kernel;
         let [oh, ow] = self.out_size();
         if self.kernel == [2, 2] {

@@ -43,6 +43,7 @@ impl Case {
             padding: self.padding,
             dilation: self.dilation,
             activation: self.activation,
+            pool: None,
         }
     }
 
@@ -341,6 +342,7 @@ fn other_devices_and_dtypes_are_not_taken() {
         padding: [[0, 0], [0, 0]],
         dilation: [1, 1],
         activation: Activation::None,
+        pool: None,
     };
     assert!(!lenet_kernels::conv2d_applies(&x, &w, &spec));
     assert!(!lenet_kernels::pool2d_applies(&x, [2, 2]));

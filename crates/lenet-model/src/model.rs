@@ -127,7 +127,7 @@ impl Conv {
 
     /// Applies the convolution (a cross-correlation: the kernel is not flipped).
     pub fn forward(&self, x: FeatureMap) -> FeatureMap {
-        if let Some(y) = self.on_kernels(&x, lenet_kernels::Activation::None) {
+        if let Some(y) = self.on_kernels(&x, lenet_kernels::Activation::None, None) {
             return y;
         }
         match (self, x) {
@@ -142,21 +142,22 @@ impl Conv {
         }
     }
 
-    /// The convolution followed by `activation` on [`lenet_kernels`] (flex, with or without
-    /// autodiff: training, evaluation, prediction), or `None` where they do not apply (other
-    /// backends, 3D, groups, `same` padding) and Burn's ops are used. Measured gains are in the
-    /// README's performance section.
+    /// The convolution followed by `activation` (and in 2D by `pool`) on [`lenet_kernels`]
+    /// (flex, with or without autodiff: training, evaluation, prediction), or `None` where they
+    /// do not apply (other backends, 3D, groups, `same` padding) and Burn's ops are used.
+    /// Measured gains are in docs/performance.md.
     fn on_kernels(
         &self,
         x: &FeatureMap,
         activation: lenet_kernels::Activation,
+        pool: Option<lenet_kernels::PoolSpec>,
     ) -> Option<FeatureMap> {
         match (self, x) {
-            (Conv::D1(c), FeatureMap::D1(t)) => {
+            (Conv::D1(c), FeatureMap::D1(t)) if pool.is_none() => {
                 conv1d_on_kernels(c, t, activation).map(FeatureMap::D1)
             }
             (Conv::D2(c), FeatureMap::D2(t)) => {
-                conv2d_on_kernels(c, t, activation).map(FeatureMap::D2)
+                conv2d_on_kernels(c, t, activation, pool).map(FeatureMap::D2)
             }
             _ => None,
         }
@@ -189,6 +190,7 @@ fn conv2d_on_kernels(
     c: &Conv2d,
     x: &Tensor<4>,
     activation: lenet_kernels::Activation,
+    pool: Option<lenet_kernels::PoolSpec>,
 ) -> Option<Tensor<4>> {
     let padding = match c.padding {
         PaddingConfig2d::Valid => [[0, 0], [0, 0]],
@@ -200,6 +202,7 @@ fn conv2d_on_kernels(
         padding,
         dilation: c.dilation,
         activation,
+        pool,
     };
     let weight = c.weight.val();
     if c.groups != 1 || !lenet_kernels::conv2d_applies(x, &weight, &spec) {
@@ -226,6 +229,7 @@ fn conv1d_on_kernels(
         padding: [[0, 0], padding],
         dilation: [1, c.dilation],
         activation,
+        pool: None,
     };
     let [b, ci, l] = x.dims();
     let weight = c.weight.val();
@@ -359,22 +363,47 @@ impl FeatureBlock {
 
     /// Runs the block as training and inference do: where [`lenet_kernels`] applies and the
     /// block is convolution → ReLU, tanh, LeCun's tanh or sigmoid without batch norm, the two
-    /// run as one fused kernel (the same values as stage by stage, tested); otherwise stage by
-    /// stage.
+    /// run as one fused kernel, with a 2D pooling over non-overlapping tiles fused in too (the
+    /// same values as stage by stage, tested); otherwise stage by stage.
     pub fn forward(&self, x: FeatureMap) -> FeatureMap {
-        let x = match self.conv_activation_fused(&x) {
+        if let Some(pool) = self.kernel_pool() {
+            if let Some(y) = self.conv_activation_fused(&x, Some(pool)) {
+                return self.dropout(y);
+            }
+        }
+        let x = match self.conv_activation_fused(&x, None) {
             Some(y) => y,
             None => self.stage(Stage::Activation, self.stage(Stage::Conv, x)),
         };
         self.pool_and_dropout(x, &mut |_, _| {})
     }
 
-    /// The convolution and its nonlinearity as one kernel, or `None` when that does not apply.
-    fn conv_activation_fused(&self, x: &FeatureMap) -> Option<FeatureMap> {
+    /// The convolution and its nonlinearity (and `pool`) as one kernel, or `None` when that
+    /// does not apply.
+    fn conv_activation_fused(
+        &self,
+        x: &FeatureMap,
+        pool: Option<lenet_kernels::PoolSpec>,
+    ) -> Option<FeatureMap> {
         if self.norm.is_some() {
             return None;
         }
-        self.conv.on_kernels(x, self.activation.fusable()?)
+        self.conv.on_kernels(x, self.activation.fusable()?, pool)
+    }
+
+    /// The block's pooling as the kernels' fused 2D pooling: non-overlapping tiles (stride =
+    /// kernel), no padding.
+    fn kernel_pool(&self) -> Option<lenet_kernels::PoolSpec> {
+        let p = self.pool.as_ref()?;
+        let tiles =
+            p.kernel.len() == 2 && p.stride == p.kernel && p.padding.iter().all(|&v| v == 0);
+        tiles.then(|| lenet_kernels::PoolSpec {
+            kind: match p.kind {
+                PoolKind::Max => lenet_kernels::PoolKind::Max,
+                PoolKind::Avg => lenet_kernels::PoolKind::Avg,
+            },
+            kernel: [p.kernel[0], p.kernel[1]],
+        })
     }
 
     /// Runs the block stage by stage; `observe` sees the feature maps after each stage.
@@ -400,14 +429,18 @@ impl FeatureBlock {
             x = self.stage(Stage::Pool, x);
             observe(Stage::Pool, &x);
         }
-        if let Some(dropout) = &self.dropout {
-            x = match x {
+        self.dropout(x)
+    }
+
+    fn dropout(&self, x: FeatureMap) -> FeatureMap {
+        match &self.dropout {
+            None => x,
+            Some(dropout) => match x {
                 FeatureMap::D1(t) => FeatureMap::D1(dropout.forward(t)),
                 FeatureMap::D2(t) => FeatureMap::D2(dropout.forward(t)),
                 FeatureMap::D3(t) => FeatureMap::D3(dropout.forward(t)),
-            };
+            },
         }
-        x
     }
 
     /// One stage of the block on its own: the convolution (with batch norm), the nonlinearity,
