@@ -4,6 +4,9 @@
 //! Items are light (an index into the in-memory dataset and, for augmented training, a seed);
 //! the batcher writes all images of a batch into one buffer, padding them to the network's input
 //! size and normalising each pixel through a 256-entry lookup table, then makes one tensor.
+//!
+//! On a GPU the images of a part can instead be uploaded once ([`ImageBatcher::resident`]):
+//! each batch is then gathered on the device from its indices, and only the indices travel.
 
 use std::sync::Arc;
 
@@ -52,6 +55,17 @@ pub struct ImageBatcher {
     top: usize,
     left: usize,
     augmenter: Option<Arc<Augmenter>>,
+    resident: Option<Resident>,
+}
+
+/// Images and labels uploaded to one device once, framed and normalised as a batch would be.
+#[derive(Clone)]
+struct Resident {
+    device: Device,
+    images: Tensor<4>,
+    labels: Tensor<1, Int>,
+    /// The row of each dataset index in `images` (`u32::MAX`: not uploaded).
+    rows: Arc<Vec<u32>>,
 }
 
 /// The input frame is smaller than the images, or not centred on them.
@@ -102,7 +116,35 @@ impl ImageBatcher {
             top: (height - rows) / 2,
             left: (width - cols) / 2,
             augmenter: augmenter.map(Arc::new),
+            resident: None,
         })
+    }
+
+    /// This batcher with the images of `indices` kept on `device`: one upload now (through
+    /// [`Self::make_batch`], so the same values), after which a batch of those images without
+    /// augmentation is gathered on the device from its indices. For GPUs, where a batch's
+    /// pixels crossing from the host each step cost more than the step; other batches (augmented
+    /// images, other indices or devices) are still made on the host.
+    pub fn resident(mut self, indices: &[usize], device: &Device) -> Self {
+        let items: Vec<ImageItem> = indices
+            .iter()
+            .map(|&index| ImageItem {
+                index,
+                augment_seed: None,
+            })
+            .collect();
+        let all = self.host_batch(&items, device);
+        let mut rows = vec![u32::MAX; self.data.len()];
+        for (row, &index) in indices.iter().enumerate() {
+            rows[index] = row as u32;
+        }
+        self.resident = Some(Resident {
+            device: device.clone(),
+            images: all.images,
+            labels: all.targets,
+            rows: Arc::new(rows),
+        });
+        self
     }
 
     /// The dataset the batcher reads.
@@ -128,8 +170,33 @@ impl ImageBatcher {
         }
     }
 
-    /// Builds the batch for `items` on `device`.
+    /// Builds the batch for `items` on `device`: gathered there when its images are resident
+    /// ([`Self::resident`]), otherwise from the host.
     pub fn make_batch(&self, items: &[ImageItem], device: &Device) -> ImageBatch {
+        if let Some(r) = &self.resident {
+            let row = |item: &ImageItem| match item.augment_seed {
+                None => r
+                    .rows
+                    .get(item.index)
+                    .copied()
+                    .filter(|&row| row != u32::MAX),
+                Some(_) => None,
+            };
+            let rows: Option<Vec<i64>> = items.iter().map(|i| row(i).map(i64::from)).collect();
+            if let (Some(rows), true) = (rows, r.device == *device) {
+                let n = rows.len();
+                let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), device);
+                return ImageBatch {
+                    images: r.images.clone().select(0, rows.clone()),
+                    targets: r.labels.clone().select(0, rows),
+                };
+            }
+        }
+        self.host_batch(items, device)
+    }
+
+    /// Builds the batch for `items` on the host, then moves it to `device`.
+    fn host_batch(&self, items: &[ImageItem], device: &Device) -> ImageBatch {
         let frame = self.height * self.width;
         let background = self.lut[0];
         let mut pixels = vec![background; items.len() * frame];
@@ -259,5 +326,60 @@ mod tests {
             .try_to_vec()
             .unwrap();
         assert_eq!(x, y);
+    }
+
+    /// A batcher with resident images gives the host path's batches, values and labels alike,
+    /// for resident items (gathered on the device) and for the others (augmented, or not
+    /// uploaded: made on the host).
+    #[test]
+    fn resident_images_give_the_host_batches() {
+        let pixels: Vec<u8> = (0..4 * 6).map(|v| (v * 11 % 256) as u8).collect();
+        let data = Arc::new(Dataset {
+            name: "four".into(),
+            class_names: vec!["a".into(), "b".into(), "c".into()],
+            images: IdxImages {
+                count: 4,
+                rows: 2,
+                cols: 3,
+                pixels,
+            },
+            labels: vec![2, 0, 1, 2],
+        });
+        let norm = Normalization {
+            mean: 0.1,
+            std: 0.3,
+        };
+        let cfg = AugmentConfig {
+            enabled: true,
+            translate: 1.0,
+            ..AugmentConfig::default()
+        };
+        let aug = || Some(Augmenter::new(cfg.clone()).unwrap());
+        let host = ImageBatcher::new(data.clone(), norm, 4, 5, aug()).unwrap();
+        let device = Device::flex();
+        let resident = ImageBatcher::new(data, norm, 4, 5, aug())
+            .unwrap()
+            .resident(&[3, 1, 0], &device);
+        let item = |index, augment_seed| ImageItem {
+            index,
+            augment_seed,
+        };
+        let batches = [
+            vec![item(0, None), item(3, None), item(0, None), item(1, None)],
+            vec![item(1, None), item(2, None)],
+            vec![item(3, Some(7)), item(0, None)],
+        ];
+        for items in batches {
+            let (a, b) = (
+                resident.make_batch(&items, &device),
+                host.make_batch(&items, &device),
+            );
+            let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+            let labels =
+                |t: Tensor<1, Int>| t.into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
+            assert_eq!(a.images.dims(), [items.len(), 1, 4, 5]);
+            assert_eq!(values(a.images), values(b.images), "{items:?}");
+            assert_eq!(labels(a.targets), labels(b.targets), "{items:?}");
+        }
     }
 }

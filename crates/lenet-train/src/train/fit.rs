@@ -21,8 +21,8 @@ use burn::train::{
 use lenet_model::ConvNet;
 
 use crate::classifier::Classifier;
-use crate::config::RunConfig;
-use crate::data::{EpochOrder, ImageBatch, RunData, Subset};
+use crate::config::{BackendKind, RunConfig};
+use crate::data::{EpochOrder, ImageBatch, Part, RunData, Subset};
 use crate::device::Selected;
 use crate::pictures;
 use crate::run::metrics::MetricRow;
@@ -176,18 +176,27 @@ fn loaders(
     first_epoch: usize,
 ) -> (Loader, Loader) {
     let t = &config.training;
+    // On a GPU each part's images are uploaded once and batches are gathered there.
+    let on_gpu = matches!(device.kind, BackendKind::Wgpu | BackendKind::Cuda);
+    let batcher = |part: &Part| match on_gpu {
+        true => part
+            .batcher
+            .clone()
+            .resident(&part.indices, device.device()),
+        false => part.batcher.clone(),
+    };
     let order = EpochOrder::training(
         data.train.indices.clone(),
         t.seed,
         config.data.augment.enabled,
         first_epoch as u32,
     );
-    let train = DataLoaderBuilder::new(data.train.batcher.clone())
+    let train = DataLoaderBuilder::new(batcher(&data.train))
         .batch_size(t.batch_size)
         .num_workers(t.num_workers)
         .set_device(device.device().clone())
         .build(order);
-    let valid = DataLoaderBuilder::new(data.valid.batcher.clone())
+    let valid = DataLoaderBuilder::new(batcher(&data.valid))
         .batch_size(t.batch_size.max(256))
         .num_workers(t.num_workers)
         .set_device(device.device().clone())
