@@ -892,12 +892,7 @@ mod tests {
     /// by im2col and by the direct kernels (positions in the lanes, pooled from their rows).
     #[test]
     fn the_fused_pooling_gives_the_documented_four_regions() {
-        let x = [
-            32., 10., 11., 17., //
-            4., 14., 9., 19., //
-            20., 4., 16., 27., //
-            8., 12., 7., 14.,
-        ];
+        let x = crate::pool::tests::DOCUMENT_4X4;
         let g = one_channel([4, 4], [1, 1]);
         let mut methods = vec![Method::Im2col];
         if crate::avx2_fma() {

@@ -441,19 +441,23 @@ pub fn avg_backward(g: &PoolGeometry, dy: &[f32]) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The founding document's 4×4 example (also pooled by the convolution's fused pooling in
+    /// `conv`'s tests).
+    pub(crate) const DOCUMENT_4X4: [f32; 16] = [
+        32., 10., 11., 17., //
+        4., 14., 9., 19., //
+        20., 4., 16., 27., //
+        8., 12., 7., 14.,
+    ];
 
     /// The founding document's 4×4 example, pooled by 2×2 tiles: (max, mean) per region
     /// (32, 15), (19, 14), (20, 11), (27, 16).
     #[test]
     fn the_documented_four_regions() {
-        let x = [
-            32., 10., 11., 17., //
-            4., 14., 9., 19., //
-            20., 4., 16., 27., //
-            8., 12., 7., 14.,
-        ];
+        let x = DOCUMENT_4X4;
         let g = PoolGeometry {
             planes: 1,
             size: [4, 4],
