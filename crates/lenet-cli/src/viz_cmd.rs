@@ -75,10 +75,7 @@ pub fn run(args: VizArgs) -> anyhow::Result<()> {
                 .into());
             }
             let batcher = source.batcher(&model.plan, None)?;
-            let item = ImageItem {
-                index,
-                augment_seed: None,
-            };
+            let item = ImageItem::plain(index);
             let label = usize::from(source.data.labels[index]);
             (
                 batcher.make_batch(&[item], &model.device),

@@ -92,11 +92,7 @@ pub fn conv2d_applies(x: &Tensor<4>, weight: &Tensor<4>, spec: &ConvSpec) -> boo
 /// Whether [`pool2d`] can compute this pooling: an `f32` tensor on flex and a tile that fits.
 pub fn pool2d_applies(x: &Tensor<4>, kernel: [usize; 2]) -> bool {
     let d = x.dims();
-    let spec = PoolSpec {
-        kind: PoolKind::Max,
-        kernel,
-    };
-    device_applies(&x.device()) && x.dtype() == DType::F32 && spec.fits([d[2], d[3]])
+    device_applies(&x.device()) && x.dtype() == DType::F32 && pool::tiles_fit(kernel, [d[2], d[3]])
 }
 
 /// 2D convolution (cross-correlation) of `x` `[n, c, h, w]` with `weight` `[o, c, kh, kw]` and

@@ -47,8 +47,13 @@ impl PoolSpec {
 
     /// Whether the tiles fit in a `size` plane.
     pub(crate) fn fits(&self, size: [usize; 2]) -> bool {
-        (0..2).all(|a| self.kernel[a] >= 1 && self.kernel[a] <= size[a])
+        tiles_fit(self.kernel, size)
     }
+}
+
+/// Whether `kernel`-sized tiles (at least 1×1) fit in a `size` plane.
+pub(crate) fn tiles_fit(kernel: [usize; 2], size: [usize; 2]) -> bool {
+    (0..2).all(|a| kernel[a] >= 1 && kernel[a] <= size[a])
 }
 
 /// Planes handed to one rayon task at a time.

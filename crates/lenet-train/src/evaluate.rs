@@ -97,13 +97,7 @@ pub fn evaluate(
     let mut top5 = 0usize;
     let mut predictions = Vec::with_capacity(indices.len());
     for chunk in indices.chunks(batch_size.max(1)) {
-        let items: Vec<ImageItem> = chunk
-            .iter()
-            .map(|&index| ImageItem {
-                index,
-                augment_seed: None,
-            })
-            .collect();
+        let items: Vec<ImageItem> = chunk.iter().map(|&index| ImageItem::plain(index)).collect();
         let batch = batcher.make_batch(&items, device);
         let logits: Vec<f32> = net
             .forward_2d(batch.images)

@@ -154,12 +154,7 @@ impl TrainedModel {
         let batcher =
             ImageBatcher::new(Arc::new(data), self.classes.norm, shape[1], shape[2], None)
                 .map_err(|e| PredictError::Frame(e.to_string()))?;
-        let items: Vec<ImageItem> = (0..pictures.len())
-            .map(|index| ImageItem {
-                index,
-                augment_seed: None,
-            })
-            .collect();
+        let items: Vec<ImageItem> = (0..pictures.len()).map(ImageItem::plain).collect();
         Ok(batcher.make_batch(&items, &self.device))
     }
 

@@ -163,12 +163,8 @@ pub fn batcher_throughput(
             let start = Instant::now();
             let mut batches = 0usize;
             while start.elapsed().as_secs_f64() < seconds {
-                let items: Vec<ImageItem> = (0..bs)
-                    .map(|i| ImageItem {
-                        index: (next + i) % n,
-                        augment_seed: None,
-                    })
-                    .collect();
+                let items: Vec<ImageItem> =
+                    (0..bs).map(|i| ImageItem::plain((next + i) % n)).collect();
                 next = (next + bs) % n;
                 std::hint::black_box(batcher.make_batch(&items, device));
                 batches += 1;

@@ -35,6 +35,16 @@ pub struct ImageItem {
     pub augment_seed: Option<u64>,
 }
 
+impl ImageItem {
+    /// Image `index` as it is, without augmentation.
+    pub fn plain(index: usize) -> Self {
+        ImageItem {
+            index,
+            augment_seed: None,
+        }
+    }
+}
+
 /// How images become network inputs: normalisation and placement in the input frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Normalization {
@@ -128,10 +138,7 @@ impl ImageBatcher {
     pub fn resident(mut self, indices: &[usize], device: &Device) -> Self {
         let items: Vec<ImageItem> = indices
             .iter()
-            .map(|&index| ImageItem {
-                index,
-                augment_seed: None,
-            })
+            .map(|&index| ImageItem::plain(index))
             .collect();
         let all = self.host_batch(&items, device);
         let mut rows = vec![u32::MAX; self.data.len()];
