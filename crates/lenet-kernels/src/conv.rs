@@ -330,7 +330,7 @@ impl Activation {
 
     /// The gradients before the nonlinearity, from `dy` after it and its `output`, into `out`
     /// (with AVX2 vectors where the machine has them, as [`Self::apply_all`]).
-    fn backward_all(self, output: &[f32], dy: &[f32], out: &mut Vec<f32>) {
+    pub(crate) fn backward_all(self, output: &[f32], dy: &[f32], out: &mut Vec<f32>) {
         #[cfg(target_arch = "x86_64")]
         if crate::avx2_fma() {
             // SAFETY: AVX2 and FMA are present (checked).

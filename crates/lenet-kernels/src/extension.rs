@@ -68,6 +68,10 @@ pub trait LenetKernels: Backend {
 
     /// Pooling of `x` `[n, c, h, w]` over non-overlapping tiles.
     fn lenet_pool2d(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self>;
+
+    /// A nonlinearity applied to every value of `x` (any shape): the dense layers' activation,
+    /// one vectorised pass forward and one backward.
+    fn lenet_activation(x: FloatTensor<Self>, activation: Activation) -> FloatTensor<Self>;
 }
 
 type FlexTensor = FloatTensor<Flex>;
@@ -134,6 +138,12 @@ fn pool_forward(x: &FlexTensor, spec: &PoolSpec) -> FlexTensor {
     tensor(y, [shape[0], shape[1], oh, ow])
 }
 
+fn activation_forward(x: &FlexTensor, activation: Activation) -> FlexTensor {
+    let mut y = values(x);
+    activation.apply_all(&mut y);
+    Flex::float_from_data(TensorData::new(y, x.shape()), &Default::default())
+}
+
 impl LenetKernels for Flex {
     fn lenet_conv2d(
         x: FlexTensor,
@@ -150,6 +160,10 @@ impl LenetKernels for Flex {
 
     fn lenet_pool2d(x: FlexTensor, spec: PoolSpec) -> FlexTensor {
         pool_forward(&x, &spec)
+    }
+
+    fn lenet_activation(x: FlexTensor, activation: Activation) -> FlexTensor {
+        activation_forward(&x, activation)
     }
 }
 
@@ -295,6 +309,33 @@ impl Backward<Flex, 1> for PoolBackward {
     }
 }
 
+/// What the backward step of a nonlinearity needs: its output (a shared buffer, no copy).
+#[derive(Debug, Clone)]
+struct ActivationState {
+    activation: Activation,
+    output: FlexTensor,
+}
+
+#[derive(Debug)]
+struct ActivationBackward;
+
+impl Backward<Flex, 1> for ActivationBackward {
+    type State = ActivationState;
+
+    fn backward(self, ops: Ops<ActivationState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let Some(node) = node_x else { return };
+        let ActivationState { activation, output } = ops.state;
+        let mut dx = Vec::new();
+        with_values(&dy, |dy| {
+            with_values(&output, |ys| activation.backward_all(ys, dy, &mut dx))
+        });
+        let dx = Flex::float_from_data(TensorData::new(dx, output.shape()), &Default::default());
+        grads.register::<Flex>(node.id, dx);
+    }
+}
+
 /// `spec` without its pooling: the convolution's own step where gradients are tracked.
 fn unpooled(spec: ConvSpec) -> ConvSpec {
     ConvSpec { pool: None, ..spec }
@@ -368,6 +409,25 @@ impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
                 let x_shape = [shape[0], shape[1], shape[2], shape[3]];
                 let max = (spec.kind == PoolKind::Max).then(|| (x, y.clone()));
                 prep.finish(PoolState { spec, x_shape, max }, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    fn lenet_activation(x: FloatTensor<Self>, activation: Activation) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let y = activation_forward(&x, activation);
+        match ActivationBackward
+            .prepare::<C>([x_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = ActivationState {
+                    activation,
+                    output: y.clone(),
+                };
+                prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(y),
         }

@@ -53,15 +53,19 @@ impl Case {
         let [[top, bottom], [left, right]] = self.padding;
         let options = ConvOptions::new(self.stride, [0, 0], self.dilation, 1);
         let x = x.pad([(top, bottom), (left, right)], PadMode::Constant(0.0));
-        let y = conv2d(x, w, b, options);
-        match self.activation {
-            Activation::None => y,
-            Activation::Relu => burn::tensor::activation::relu(y),
-            Activation::Tanh { outer, inner } => {
-                burn::tensor::activation::tanh(y.mul_scalar(inner)).mul_scalar(outer)
-            }
-            Activation::Sigmoid => burn::tensor::activation::sigmoid(y),
+        burn_activation(conv2d(x, w, b, options), self.activation)
+    }
+}
+
+/// The nonlinearity with Burn's operations.
+fn burn_activation<const D: usize>(y: Tensor<D>, activation: Activation) -> Tensor<D> {
+    match activation {
+        Activation::None => y,
+        Activation::Relu => burn::tensor::activation::relu(y),
+        Activation::Tanh { outer, inner } => {
+            burn::tensor::activation::tanh(y.mul_scalar(inner)).mul_scalar(outer)
         }
+        Activation::Sigmoid => burn::tensor::activation::sigmoid(y),
     }
 }
 
@@ -331,6 +335,41 @@ fn tile_pooling_matches_burn() {
     }
 }
 
+/// The element-wise nonlinearity (the dense layers' activation) against Burn's: values and input
+/// gradients, on a 2D and a 4D tensor with a remainder after the 8-value vectors, inputs reaching
+/// tanh's clamp (±7.9).
+#[test]
+fn elementwise_activations_match_burn() {
+    let device = Device::flex();
+    for (i, activation) in ACTIVATIONS.into_iter().enumerate() {
+        device.seed(300 + i as u64);
+        let u = Distribution::Uniform(-12.0, 12.0);
+        let x2: Tensor<2> = Tensor::random([37, 84], u, &device);
+        let x4: Tensor<4> = Tensor::random([3, 5, 7, 9], u, &device);
+        check_activation(x2, activation);
+        check_activation(x4, activation);
+    }
+}
+
+fn check_activation<const D: usize>(x: Tensor<D>, activation: Activation) {
+    assert!(lenet_kernels::activation_applies(&x));
+    let what = format!("{activation:?} on {:?}", x.dims());
+    let ours = lenet_kernels::activation(x.clone(), activation);
+    close(ours, burn_activation(x.clone(), activation), &what);
+    let r: Tensor<D> =
+        Tensor::random(x.dims(), Distribution::Uniform(-1.0, 1.0), &x.device()).autodiff();
+    let grad = |ours: bool| {
+        let x = x.clone().autodiff().require_grad();
+        let y = match ours {
+            true => lenet_kernels::activation(x.clone(), activation),
+            false => burn_activation(x.clone(), activation),
+        };
+        let g = (y * r.clone()).sum().backward();
+        x.grad(&g).expect("input gradient")
+    };
+    close(grad(true), grad(false), &format!("gradient of {what}"));
+}
+
 #[test]
 fn other_devices_and_dtypes_are_not_taken() {
     #[allow(deprecated)]
@@ -346,6 +385,7 @@ fn other_devices_and_dtypes_are_not_taken() {
     };
     assert!(!lenet_kernels::conv2d_applies(&x, &w, &spec));
     assert!(!lenet_kernels::pool2d_applies(&x, [2, 2]));
+    assert!(!lenet_kernels::activation_applies(&x));
     let flex = Device::flex();
     assert!(lenet_kernels::device_applies(&flex));
     assert!(lenet_kernels::device_applies(&flex.clone().autodiff()));

@@ -63,8 +63,19 @@ impl Activation {
         }
     }
 
-    /// Applies the nonlinearity to a tensor of any rank.
+    /// Applies the nonlinearity to a tensor of any rank: in one pass of [`lenet_kernels`] where
+    /// they apply (flex), else with Burn's operations.
     pub fn forward<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        if let Some(fused) = self.fusable() {
+            if lenet_kernels::activation_applies(&x) {
+                return lenet_kernels::activation(x, fused);
+            }
+        }
+        self.on_burn(x)
+    }
+
+    /// [`Self::forward`] with Burn's operations.
+    pub fn on_burn<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
             Activation::Relu => activation::relu(x),
             Activation::Tanh => activation::tanh(x),
