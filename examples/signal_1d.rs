@@ -14,8 +14,8 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use lenet_model::{
-    Activation, ClassifierConfig, ConvNet, Dims, FeatureBlockConfig, FeatureMap, InputConfig,
-    ModelConfig, Padding, PoolConfig, PoolKind,
+    Activation, ClassifierConfig, ConvNet, Dims, FeatureBlockConfig, FeatureMap, Init, InputConfig,
+    ModelConfig, OutputKind, Padding, PoolConfig, PoolKind,
 };
 use lenet_train::config::OptimizerConfig;
 use lenet_train::train::learner::optimizer;
@@ -69,6 +69,7 @@ fn block(out_channels: usize) -> FeatureBlockConfig {
         padding: Padding::Same,
         dilation: Dims::All(1),
         groups: 1,
+        connections: None,
         bias: true,
         batch_norm: false,
         activation: Activation::Relu,
@@ -113,8 +114,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             hidden: vec![32],
             activation: Activation::Relu,
             dropout: 0.0,
+            output: OutputKind::Linear,
         },
         num_classes: CLASSES.len(),
+        init: Init::Default,
     };
     let plan = config.plan()?;
     print!("{}", plan.summary(&config.name).to_table());

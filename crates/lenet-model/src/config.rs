@@ -16,7 +16,7 @@ use crate::activation::Activation;
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// Start from a built-in network and override some of its fields
-    /// (`lenet5`, `lenet5-classic`, `lenet1`, `lenet4`).
+    /// (`lenet5`, `lenet5-classic`, `lenet5-1998`, `lenet1`, `lenet4`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
     /// A display name, e.g. `lenet5`.
@@ -32,6 +32,29 @@ pub struct ModelConfig {
     pub classifier: ClassifierConfig,
     /// Number of output logits.
     pub num_classes: usize,
+    /// How the weights start (`default` or `fan_in_uniform`).
+    #[serde(default, skip_serializing_if = "Init::is_default")]
+    pub init: Init,
+}
+
+/// How a network's weights start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    /// Burn's defaults, which follow PyTorch's: Kaiming-uniform weights, biases uniform in
+    /// ±1/√fan-in; subsampling coefficients 1/window, biases 0.
+    #[default]
+    Default,
+    /// LeCun et al. (1998, Appendix A): every weight and bias of a unit uniform in ±2.4/F, F
+    /// the unit's number of inputs (its fan-in: with a connection table, each filter's own;
+    /// for subsampling, the window).
+    FanInUniform,
+}
+
+impl Init {
+    fn is_default(&self) -> bool {
+        *self == Init::Default
+    }
 }
 
 fn default_name() -> String {
@@ -69,6 +92,12 @@ pub struct FeatureBlockConfig {
     /// Channel groups: each filter sees `in_channels / groups` input channels.
     #[serde(default = "one")]
     pub groups: usize,
+    /// A connection table: for each filter (output channel), the input channels it sees, e.g.
+    /// LeNet-5's C3 (`[[0, 1, 2], [1, 2, 3], …]`). Without one every filter sees every input
+    /// channel. The other kernels are held at zero and get no gradient; only the connected
+    /// ones count as parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<Vec<Vec<usize>>>,
     /// Whether each filter has a bias.
     #[serde(default = "yes")]
     pub bias: bool,
@@ -90,7 +119,7 @@ pub struct FeatureBlockConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
-    /// `max` or `avg`.
+    /// `max`, `avg` or `subsample`.
     pub kind: PoolKind,
     /// Window size.
     pub kernel: Dims,
@@ -110,6 +139,11 @@ pub enum PoolKind {
     Max,
     /// The mean of the window (padding counts as zeros, as in PyTorch's default).
     Avg,
+    /// LeNet-5's subsampling (LeCun et al. 1998, S2 and S4): the window's sum times a trainable
+    /// coefficient per map, plus a trainable bias per map, then the block's activation again.
+    /// Two parameters per map; the coefficient starts at 1/window (an average) and the bias
+    /// at 0.
+    Subsample,
 }
 
 /// The fully-connected part: flatten, hidden layers, then `num_classes` logits.
@@ -125,6 +159,28 @@ pub struct ClassifierConfig {
     /// Dropout probability after each hidden layer (0 = none).
     #[serde(default)]
     pub dropout: f64,
+    /// The output layer: `linear` (logits; the default) or `rbf`.
+    #[serde(default, skip_serializing_if = "OutputKind::is_linear")]
+    pub output: OutputKind,
+}
+
+/// The layer that makes the class scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// A dense layer to `num_classes` logits, trained with cross-entropy.
+    #[default]
+    Linear,
+    /// LeNet-5's Euclidean RBF units (LeCun et al. 1998) with fixed prototypes, the 7×12
+    /// digit bitmaps: 10 classes from 84 inputs; scores are minus the squared distances, and
+    /// training uses the paper's MAP loss.
+    Rbf,
+}
+
+impl OutputKind {
+    fn is_linear(&self) -> bool {
+        *self == OutputKind::Linear
+    }
 }
 
 fn one() -> usize {

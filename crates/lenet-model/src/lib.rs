@@ -22,15 +22,17 @@ mod load;
 pub mod model;
 pub mod plan;
 pub mod presets;
+pub mod rbf;
 pub mod summary;
 
 pub use activation::Activation;
 pub use config::{
-    ClassifierConfig, Dims, FeatureBlockConfig, InputConfig, ModelConfig, Padding, PoolConfig,
-    PoolKind,
+    ClassifierConfig, Dims, FeatureBlockConfig, Init, InputConfig, ModelConfig, OutputKind,
+    Padding, PoolConfig, PoolKind,
 };
 pub use error::ModelError;
-pub use model::{Conv, ConvNet, FeatureBlock, FeatureMap, Stage};
+pub use model::{Conv, ConvNet, FeatureBlock, FeatureMap, Output, Stage, Subsample};
 pub use plan::{output_len, BlockPlan, ConvPlan, Plan, PoolPlan};
-pub use presets::{preset, PRESETS};
+pub use presets::{lenet5_c3_table, preset, PRESETS};
+pub use rbf::Rbf;
 pub use summary::{LayerSummary, Summary};

@@ -4,21 +4,24 @@
 //! run-time [`Device`] the module is built on, so this one type runs on every backend
 //! (flex, ndarray, wgpu, cuda) and saves to and loads from Burn's burnpack records.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, Conv3d, Conv3dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig1d,
     PaddingConfig2d, PaddingConfig3d,
 };
-use burn::tensor::module::{avg_pool1d, avg_pool2d, max_pool1d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::module::{
+    avg_pool1d, avg_pool2d, conv1d, conv2d, conv3d, max_pool1d, max_pool2d,
+};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Distribution, Tensor};
 use lenet_kernels::ConvSpec;
 
 use crate::activation::Activation;
-use crate::config::{ModelConfig, PoolKind};
+use crate::config::{Init, ModelConfig, OutputKind, PoolKind};
 use crate::error::ModelError;
 use crate::plan::{BlockPlan, ConvPlan, Plan, PoolPlan};
+use crate::rbf::Rbf;
 
 /// A batch of inputs or feature maps: `[batch, channels, size...]` with 1, 2 or 3 spatial
 /// dimensions. The number of spatial dimensions decides which convolution is applied.
@@ -127,13 +130,51 @@ impl Conv {
 
     /// Applies the convolution (a cross-correlation: the kernel is not flipped).
     pub fn forward(&self, x: FeatureMap) -> FeatureMap {
-        if let Some(y) = self.on_kernels(&x, lenet_kernels::Activation::None, None) {
+        self.forward_connected(x, None)
+    }
+
+    /// Applies the convolution with a connection table: filter `o` sees only the input
+    /// channels `table[o]` (the other kernels are multiplied by zero, so they get no gradient).
+    pub fn forward_connected(&self, x: FeatureMap, table: Option<&Table>) -> FeatureMap {
+        if let Some(y) = self.on_kernels(&x, lenet_kernels::Activation::None, None, table) {
             return y;
         }
         match (self, x) {
-            (Conv::D1(c), FeatureMap::D1(t)) => FeatureMap::D1(c.forward(t)),
-            (Conv::D2(c), FeatureMap::D2(t)) => FeatureMap::D2(c.forward(t)),
-            (Conv::D3(c), FeatureMap::D3(t)) => FeatureMap::D3(c.forward(t)),
+            (Conv::D1(c), FeatureMap::D1(t)) if table.is_none() => FeatureMap::D1(c.forward(t)),
+            (Conv::D2(c), FeatureMap::D2(t)) if table.is_none() => FeatureMap::D2(c.forward(t)),
+            (Conv::D3(c), FeatureMap::D3(t)) if table.is_none() => FeatureMap::D3(c.forward(t)),
+            // Burn's modules' own forward passes, with the weights masked. `Conv::new` builds
+            // every convolution with explicit padding (the plan resolves "same").
+            (Conv::D1(c), FeatureMap::D1(t)) => {
+                let pad = match c.padding {
+                    PaddingConfig1d::Explicit(left, right) => (left, right),
+                    _ => (0, 0),
+                };
+                let options =
+                    ConvOptions::new_with_padding([c.stride], [pad], [c.dilation], c.groups);
+                let w = connected(c.weight.val(), table);
+                FeatureMap::D1(conv1d(t, w, bias(&c.bias), options))
+            }
+            (Conv::D2(c), FeatureMap::D2(t)) => {
+                let pads = match c.padding {
+                    PaddingConfig2d::Explicit(top, left, bottom, right) => {
+                        [(top, bottom), (left, right)]
+                    }
+                    _ => [(0, 0); 2],
+                };
+                let options = ConvOptions::new_with_padding(c.stride, pads, c.dilation, c.groups);
+                let w = connected(c.weight.val(), table);
+                FeatureMap::D2(conv2d(t, w, bias(&c.bias), options))
+            }
+            (Conv::D3(c), FeatureMap::D3(t)) => {
+                let padding = match c.padding {
+                    PaddingConfig3d::Explicit(d, h, w) => [d, h, w],
+                    _ => [0; 3],
+                };
+                let options = ConvOptions::new(c.stride, padding, c.dilation, c.groups);
+                let w = connected(c.weight.val(), table);
+                FeatureMap::D3(conv3d(t, w, bias(&c.bias), options))
+            }
             (_, x) => panic!(
                 "a {}D convolution cannot take an input of shape {:?}; check ConvNet::check_input",
                 self.spatial_dims(),
@@ -151,13 +192,14 @@ impl Conv {
         x: &FeatureMap,
         activation: lenet_kernels::Activation,
         pool: Option<lenet_kernels::PoolSpec>,
+        table: Option<&Table>,
     ) -> Option<FeatureMap> {
         match (self, x) {
             (Conv::D1(c), FeatureMap::D1(t)) if pool.is_none() => {
-                conv1d_on_kernels(c, t, activation).map(FeatureMap::D1)
+                conv1d_on_kernels(c, t, activation, table).map(FeatureMap::D1)
             }
             (Conv::D2(c), FeatureMap::D2(t)) => {
-                conv2d_on_kernels(c, t, activation, pool).map(FeatureMap::D2)
+                conv2d_on_kernels(c, t, activation, pool, table).map(FeatureMap::D2)
             }
             _ => None,
         }
@@ -184,6 +226,44 @@ impl Conv {
     }
 }
 
+/// A connection table: for each filter, the input channels it sees.
+pub type Table = [Vec<usize>];
+
+/// `weight` `[out, in, size...]` with the kernels `table` leaves out multiplied by zero (as it
+/// is without a table). The mask is a constant: the product's gradient is the weights' gradient
+/// times the mask, so the kernels left out get a zero gradient and, initialised at zero, stay
+/// at zero under every optimizer (a zero gradient moves neither SGD, momentum, Adam nor weight
+/// decay off zero).
+fn connected<const D: usize>(weight: Tensor<D>, table: Option<&Table>) -> Tensor<D> {
+    match table {
+        None => weight,
+        Some(table) => {
+            let dims = weight.dims();
+            let mask = connection_mask(table, dims[1]);
+            let mut shape = [1; D];
+            shape[0] = dims[0];
+            shape[1] = dims[1];
+            let mask = Tensor::<1>::from_floats(mask.as_slice(), &weight.device()).reshape(shape);
+            weight * mask
+        }
+    }
+}
+
+/// The table as a row-major `[out, in]` matrix of ones (connected) and zeros.
+pub fn connection_mask(table: &Table, in_channels: usize) -> Vec<f32> {
+    let mut mask = vec![0.0; table.len() * in_channels];
+    for (o, inputs) in table.iter().enumerate() {
+        for &i in inputs {
+            mask[o * in_channels + i] = 1.0;
+        }
+    }
+    mask
+}
+
+fn bias(b: &Option<Param<Tensor<1>>>) -> Option<Tensor<1>> {
+    b.as_ref().map(|b| b.val())
+}
+
 /// A 2D convolution (followed by `activation`) on [`lenet_kernels`], or `None` where the
 /// kernels do not apply.
 fn conv2d_on_kernels(
@@ -191,6 +271,7 @@ fn conv2d_on_kernels(
     x: &Tensor<4>,
     activation: lenet_kernels::Activation,
     pool: Option<lenet_kernels::PoolSpec>,
+    table: Option<&Table>,
 ) -> Option<Tensor<4>> {
     let padding = match c.padding {
         PaddingConfig2d::Valid => [[0, 0], [0, 0]],
@@ -208,8 +289,13 @@ fn conv2d_on_kernels(
     if c.groups != 1 || !lenet_kernels::conv2d_applies(x, &weight, &spec) {
         return None;
     }
-    let bias = c.bias.as_ref().map(|b| b.val());
-    Some(lenet_kernels::conv2d(x.clone(), weight, bias, spec))
+    let weight = connected(weight, table);
+    Some(lenet_kernels::conv2d(
+        x.clone(),
+        weight,
+        bias(&c.bias),
+        spec,
+    ))
 }
 
 /// A 1D convolution (followed by `activation`) on [`lenet_kernels`] as a 2D one of height 1, or
@@ -218,6 +304,7 @@ fn conv1d_on_kernels(
     c: &Conv1d,
     x: &Tensor<3>,
     activation: lenet_kernels::Activation,
+    table: Option<&Table>,
 ) -> Option<Tensor<3>> {
     let padding = match c.padding {
         PaddingConfig1d::Valid => [0, 0],
@@ -232,19 +319,20 @@ fn conv1d_on_kernels(
         pool: None,
     };
     let [b, ci, l] = x.dims();
-    let weight = c.weight.val();
+    let weight = connected(c.weight.val(), table);
     let [co, wc, k] = weight.dims();
     let x = x.clone().reshape([b, ci, 1, l]);
     let weight = weight.reshape([co, wc, 1, k]);
     if c.groups != 1 || !lenet_kernels::conv2d_applies(&x, &weight, &spec) {
         return None;
     }
-    let y = lenet_kernels::conv2d(x, weight, c.bias.as_ref().map(|b| b.val()), spec);
+    let y = lenet_kernels::conv2d(x, weight, bias(&c.bias), spec);
     let [_, _, _, out] = y.dims();
     Some(y.reshape([b, co, out]))
 }
 
-/// Applies a pooling layer described by a [`PoolPlan`]: over non-overlapping tiles on flex with
+/// Applies a pooling layer described by a [`PoolPlan`] (for subsampling, the window's mean:
+/// [`Subsample`] scales it): over non-overlapping tiles on flex with
 /// [`lenet_kernels::pool2d`], otherwise with Burn's pooling operations.
 /// Burn has no 3D pooling, so 3D pools as a 2D pool over (height, width) followed by a 1D pool
 /// over depth: max of maxes is the max, and a mean of means over equal-sized (zero-padded)
@@ -258,7 +346,7 @@ fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
                 .with_stride([s[d]])
                 .with_padding([pad[d]]),
         ),
-        PoolKind::Avg => avg_pool1d(
+        PoolKind::Avg | PoolKind::Subsample => avg_pool1d(
             t,
             AvgPoolOptions::new([k[d]])
                 .with_stride([s[d]])
@@ -267,7 +355,7 @@ fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
     };
     let kernel_kind = match p.kind {
         PoolKind::Max => lenet_kernels::PoolKind::Max,
-        PoolKind::Avg => lenet_kernels::PoolKind::Avg,
+        PoolKind::Avg | PoolKind::Subsample => lenet_kernels::PoolKind::Avg,
     };
     // 1D tiles as 2D tiles of height 1.
     let p1 = |t: Tensor<3>, d: usize| {
@@ -287,7 +375,7 @@ fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
                 .with_stride([s[a], s[b]])
                 .with_padding([pad[a], pad[b]]),
         ),
-        PoolKind::Avg => avg_pool2d(
+        PoolKind::Avg | PoolKind::Subsample => avg_pool2d(
             t,
             AvgPoolOptions::new([k[a], k[b]])
                 .with_stride([s[a], s[b]])
@@ -325,14 +413,19 @@ fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
 pub struct FeatureBlock {
     /// The convolution.
     pub conv: Conv,
+    /// Its connection table (none: every filter sees every input channel).
+    #[module(skip)]
+    pub connections: Option<Vec<Vec<usize>>>,
     /// Optional batch normalisation.
     pub norm: Option<BatchNorm>,
     /// The nonlinearity.
     #[module(skip)]
     pub activation: Activation,
-    /// Optional pooling (no parameters).
+    /// Optional pooling.
     #[module(skip)]
     pub pool: Option<PoolPlan>,
+    /// The trainable coefficient and bias of a subsampling pool.
+    pub subsample: Option<Subsample>,
     /// Optional dropout.
     pub dropout: Option<Dropout>,
 }
@@ -344,19 +437,81 @@ pub enum Stage {
     Conv,
     /// After the nonlinearity.
     Activation,
-    /// After the pooling.
+    /// After the pooling (for subsampling: after its coefficient, bias and nonlinearity).
     Pool,
+}
+
+/// The trainable part of LeNet-5's subsampling (LeCun et al. 1998): per map, a coefficient
+/// times the window's sum, plus a bias.
+#[derive(Module, Debug)]
+pub struct Subsample {
+    /// One coefficient per map, `[channels]`.
+    pub coefficient: Param<Tensor<1>>,
+    /// One bias per map, `[channels]`.
+    pub bias: Param<Tensor<1>>,
+}
+
+impl Subsample {
+    /// Coefficients 1/window (the sum starts as the mean), biases 0.
+    fn new(channels: usize, window: usize, device: &Device) -> Subsample {
+        Subsample {
+            coefficient: Param::from_tensor(Tensor::full([channels], 1.0 / window as f32, device)),
+            bias: Param::from_tensor(Tensor::zeros([channels], device)),
+        }
+    }
+
+    /// `coefficient · sum + bias` per map, from the windows' means `mean` (sum = mean · window).
+    pub fn forward(&self, mean: FeatureMap, window: usize) -> FeatureMap {
+        let scale = self.coefficient.val().mul_scalar(window as f32);
+        let bias = self.bias.val();
+        match mean {
+            FeatureMap::D1(t) => FeatureMap::D1(t * per_map(scale) + per_map(bias)),
+            FeatureMap::D2(t) => FeatureMap::D2(t * per_map(scale) + per_map(bias)),
+            FeatureMap::D3(t) => FeatureMap::D3(t * per_map(scale) + per_map(bias)),
+        }
+    }
+}
+
+/// `[channels]` as `[1, channels, 1, ...]`, to broadcast over a batch of maps.
+fn per_map<const D: usize>(v: Tensor<1>) -> Tensor<D> {
+    let mut shape = [1; D];
+    shape[1] = v.dims()[0];
+    v.reshape(shape)
 }
 
 impl FeatureBlock {
     fn new(p: &BlockPlan, device: &Device) -> Self {
+        let mut conv = Conv::new(&p.conv, device);
+        if let Some(table) = &p.conv.connections {
+            // The kernels left out start (and so stay) at zero.
+            conv = match conv {
+                Conv::D1(mut c) => {
+                    c.weight = masked_param(&c.weight, table);
+                    Conv::D1(c)
+                }
+                Conv::D2(mut c) => {
+                    c.weight = masked_param(&c.weight, table);
+                    Conv::D2(c)
+                }
+                Conv::D3(mut c) => {
+                    c.weight = masked_param(&c.weight, table);
+                    Conv::D3(c)
+                }
+            };
+        }
         FeatureBlock {
-            conv: Conv::new(&p.conv, device),
+            conv,
+            connections: p.conv.connections.clone(),
             norm: p
                 .batch_norm
                 .then(|| BatchNormConfig::new(p.conv.out_channels).init(device)),
             activation: p.activation,
             pool: p.pool.clone(),
+            subsample: p
+                .pool
+                .as_ref()
+                .filter(|pool| pool.kind == PoolKind::Subsample)
+                .map(|pool| Subsample::new(p.conv.out_channels, pool.window(), device)),
             dropout: (p.dropout > 0.0).then(|| DropoutConfig::new(p.dropout).init()),
         }
     }
@@ -388,7 +543,12 @@ impl FeatureBlock {
         if self.norm.is_some() {
             return None;
         }
-        self.conv.on_kernels(x, self.activation.fusable()?, pool)
+        self.conv.on_kernels(
+            x,
+            self.activation.fusable()?,
+            pool,
+            self.connections.as_deref(),
+        )
     }
 
     /// The block's pooling as the kernels' fused 2D pooling: non-overlapping tiles (stride =
@@ -397,11 +557,14 @@ impl FeatureBlock {
         let p = self.pool.as_ref()?;
         let tiles =
             p.kernel.len() == 2 && p.stride == p.kernel && p.padding.iter().all(|&v| v == 0);
+        let kind = match p.kind {
+            PoolKind::Max => lenet_kernels::PoolKind::Max,
+            PoolKind::Avg => lenet_kernels::PoolKind::Avg,
+            // Scaled, shifted and activated after the pooling: a stage of its own.
+            PoolKind::Subsample => return None,
+        };
         tiles.then(|| lenet_kernels::PoolSpec {
-            kind: match p.kind {
-                PoolKind::Max => lenet_kernels::PoolKind::Max,
-                PoolKind::Avg => lenet_kernels::PoolKind::Avg,
-            },
+            kind,
             kernel: [p.kernel[0], p.kernel[1]],
         })
     }
@@ -448,7 +611,7 @@ impl FeatureBlock {
     pub fn stage(&self, stage: Stage, x: FeatureMap) -> FeatureMap {
         match stage {
             Stage::Conv => {
-                let x = self.conv.forward(x);
+                let x = self.conv.forward_connected(x, self.connections.as_deref());
                 match &self.norm {
                     None => x,
                     Some(norm) => match x {
@@ -459,10 +622,40 @@ impl FeatureBlock {
                 }
             }
             Stage::Activation => x.map_act(self.activation),
-            Stage::Pool => match &self.pool {
-                Some(p) => pool(p, x),
-                None => x,
+            Stage::Pool => match (&self.pool, &self.subsample) {
+                (Some(p), Some(sub)) => {
+                    sub.forward(pool(p, x), p.window()).map_act(self.activation)
+                }
+                (Some(p), None) => pool(p, x),
+                (None, _) => x,
             },
+        }
+    }
+}
+
+/// The layer that makes the class scores.
+#[derive(Module, Debug)]
+pub enum Output {
+    /// A dense layer: logits.
+    Linear(Linear),
+    /// LeNet-5's RBF units with fixed prototypes: minus the squared distances.
+    Rbf(Rbf),
+}
+
+impl Output {
+    /// The class scores of a batch of feature vectors.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            Output::Linear(l) => l.forward(x),
+            Output::Rbf(r) => r.forward(x),
+        }
+    }
+
+    /// The dense layer, unless the output is the RBF layer.
+    pub fn linear(&self) -> Option<&Linear> {
+        match self {
+            Output::Linear(l) => Some(l),
+            Output::Rbf(_) => None,
         }
     }
 }
@@ -474,8 +667,8 @@ pub struct ConvNet {
     pub features: Vec<FeatureBlock>,
     /// Hidden dense layers.
     pub hidden: Vec<Linear>,
-    /// The output layer (logits).
-    pub output: Linear,
+    /// The output layer (class scores).
+    pub output: Output,
     /// Nonlinearity after each hidden layer.
     #[module(skip)]
     pub hidden_activation: Activation,
@@ -500,20 +693,115 @@ impl Plan {
             .last()
             .map(|h| h.1)
             .unwrap_or(self.flat_features);
-        ConvNet {
+        let net = ConvNet {
             features: self
                 .blocks
                 .iter()
                 .map(|b| FeatureBlock::new(b, device))
                 .collect(),
             hidden,
-            output: LinearConfig::new(last, self.num_classes).init(device),
+            output: match self.output {
+                OutputKind::Linear => {
+                    Output::Linear(LinearConfig::new(last, self.num_classes).init(device))
+                }
+                OutputKind::Rbf => Output::Rbf(Rbf::digits()),
+            },
             hidden_activation: self.hidden_activation,
             hidden_dropout: (self.hidden_dropout > 0.0)
                 .then(|| DropoutConfig::new(self.hidden_dropout).init()),
             input_shape: self.input_shape(),
+        };
+        match self.init {
+            Init::Default => net,
+            Init::FanInUniform => fan_in_uniform(net),
         }
     }
+}
+
+/// LeCun et al. (1998, Appendix A): each unit's weights and bias uniform in ±2.4/F, F its
+/// fan-in. Kernels outside a connection table stay at zero.
+fn fan_in_uniform(mut net: ConvNet) -> ConvNet {
+    for block in &mut net.features {
+        let table = block.connections.clone();
+        let table = table.as_deref();
+        // Per filter: its connected input channels times the kernel's taps.
+        let limits = |dims: &[usize]| -> Vec<f32> {
+            let taps: usize = dims[2..].iter().product();
+            (0..dims[0])
+                .map(|o| {
+                    let inputs = table.map_or(dims[1], |t| t[o].len());
+                    2.4 / (inputs * taps) as f32
+                })
+                .collect()
+        };
+        match &mut block.conv {
+            Conv::D1(c) => {
+                let l = limits(&c.weight.dims());
+                reinit_conv(&mut c.weight, &mut c.bias, &l, table);
+            }
+            Conv::D2(c) => {
+                let l = limits(&c.weight.dims());
+                reinit_conv(&mut c.weight, &mut c.bias, &l, table);
+            }
+            Conv::D3(c) => {
+                let l = limits(&c.weight.dims());
+                reinit_conv(&mut c.weight, &mut c.bias, &l, table);
+            }
+        }
+        if let (Some(sub), Some(pool)) = (&mut block.subsample, &block.pool) {
+            let limit = vec![2.4 / pool.window() as f32; sub.bias.dims()[0]];
+            sub.coefficient = uniform_rows(&sub.coefficient, &limit);
+            sub.bias = uniform_rows(&sub.bias, &limit);
+        }
+    }
+    let output = match &mut net.output {
+        Output::Linear(l) => Some(l),
+        Output::Rbf(_) => None,
+    };
+    for layer in net.hidden.iter_mut().chain(output) {
+        // Burn stores a linear layer's weights as [inputs, outputs].
+        let [inputs, outputs] = layer.weight.dims();
+        let limit = 2.4 / inputs as f32;
+        layer.weight = uniform_rows(&layer.weight, &vec![limit; inputs]);
+        if let Some(b) = &layer.bias {
+            layer.bias = Some(uniform_rows(b, &vec![limit; outputs]));
+        }
+    }
+    net
+}
+
+/// A new trainable parameter holding `p`'s values with the kernels `table` leaves out at zero.
+/// (`Param::from_tensor` makes it a leaf that requires gradients, on any device: `Param::map`
+/// would keep the product as a non-leaf that a training step does not update.)
+fn masked_param<const D: usize>(p: &Param<Tensor<D>>, table: &Table) -> Param<Tensor<D>> {
+    Param::from_tensor(connected(p.val(), Some(table)).detach())
+}
+
+fn reinit_conv<const D: usize>(
+    weight: &mut Param<Tensor<D>>,
+    bias: &mut Option<Param<Tensor<1>>>,
+    limits: &[f32],
+    table: Option<&Table>,
+) {
+    *weight = uniform_rows(weight, limits);
+    if let Some(table) = table {
+        *weight = masked_param(weight, table);
+    }
+    if let Some(b) = bias {
+        *b = uniform_rows(b, limits);
+    }
+}
+
+/// A new trainable parameter of `p`'s shape and device, uniform in ±`limits[i]` along its first
+/// axis.
+fn uniform_rows<const D: usize>(p: &Param<Tensor<D>>, limits: &[f32]) -> Param<Tensor<D>> {
+    let w = p.val();
+    let device = w.device();
+    let mut shape = [1; D];
+    shape[0] = limits.len();
+    let limits = Tensor::<1>::from_floats(limits, &device).reshape(shape);
+    let values = Tensor::random(w.dims(), Distribution::Uniform(-1.0, 1.0), &device) * limits;
+    Param::from_tensor(values.detach())
 }
 
 impl ModelConfig {
@@ -596,6 +884,241 @@ mod tests {
     use super::*;
     use burn::tensor::{Distribution, Tolerance};
 
+    /// With C3's connection table (LeCun et al. 1998, Table I) the kernels left out start at
+    /// zero and get a zero gradient, on the kernels (flex) and on Burn's ops (ndarray); every
+    /// connected kernel gets a gradient.
+    #[test]
+    fn kernels_outside_the_connection_table_get_no_gradient() {
+        let table = crate::presets::lenet5_c3_table();
+        let mut config = crate::preset("lenet5-1998").unwrap();
+        #[allow(deprecated)]
+        let devices = [Device::flex(), Device::ndarray()];
+        // Built on the autodiff device as `lenet train` builds it (no `.train()` afterwards),
+        // with both initialisations: every parameter must be a leaf that requires gradients.
+        let runs = devices
+            .into_iter()
+            .flat_map(|d| [(d.clone(), Init::Default), (d, Init::FanInUniform)]);
+        for (device, init) in runs {
+            device.seed(11);
+            config.init = init;
+            let device = device.autodiff();
+            let net = config.init(&device).unwrap();
+            let Conv::D2(c3) = &net.features[1].conv else {
+                panic!("C3 is 2D")
+            };
+            let x: Tensor<4> =
+                Tensor::random([4, 1, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+            let grads = net.forward_2d(x).powi_scalar(2).sum().backward();
+            let weight = values(c3.weight.val().into_data()).unwrap();
+            let grad = values(c3.weight.grad(&grads).unwrap().into_data()).unwrap();
+            for (o, inputs) in table.iter().enumerate() {
+                for i in 0..6 {
+                    let at = (o * 6 + i) * 25;
+                    let (w, g) = (&weight[at..at + 25], &grad[at..at + 25]);
+                    if inputs.contains(&i) {
+                        assert!(
+                            w.iter().any(|&v| v != 0.0),
+                            "{device:?}: kernel ({o}, {i}) initialised"
+                        );
+                        assert!(
+                            g.iter().any(|&v| v != 0.0),
+                            "{device:?}: kernel ({o}, {i}) learns"
+                        );
+                    } else {
+                        assert!(
+                            w.iter().all(|&v| v == 0.0),
+                            "{device:?}: kernel ({o}, {i}) starts at zero"
+                        );
+                        assert!(
+                            g.iter().all(|&v| v == 0.0),
+                            "{device:?}: kernel ({o}, {i}) gets no gradient"
+                        );
+                    }
+                }
+            }
+            for (i, block) in net.features.iter().enumerate() {
+                if let Some(sub) = &block.subsample {
+                    assert!(
+                        sub.coefficient.grad(&grads).is_some(),
+                        "{device:?} {init:?}: S{} coefficients",
+                        2 * i + 2
+                    );
+                    assert!(
+                        sub.bias.grad(&grads).is_some(),
+                        "{device:?} {init:?}: S{} biases",
+                        2 * i + 2
+                    );
+                }
+            }
+            assert!(
+                net.hidden[0].weight.grad(&grads).is_some(),
+                "{device:?} {init:?}: F6"
+            );
+        }
+    }
+
+    /// The subsampling's coefficient and bias gradients (autodiff) against central finite
+    /// differences of the loss, on the kernels (flex) and on Burn's ops (ndarray); and its
+    /// output against the definition: coefficient · (sum of the window) + bias, then the
+    /// activation.
+    #[test]
+    fn subsampling_matches_its_definition_and_finite_differences() {
+        let toml = r#"
+            num_classes = 3
+            input = { channels = 2, size = [6, 6] }
+            [[features]]
+            out_channels = 3
+            kernel = 3
+            activation = "lecun_tanh"
+            pool = { kind = "subsample", kernel = 2 }
+        "#;
+        let config = ModelConfig::from_toml_str(toml, "<subsample>").unwrap();
+        assert_eq!(
+            config.plan().unwrap().parameters(),
+            3 * 2 * 9 + 3 + 2 * 3 + 12 * 3 + 3
+        );
+        #[allow(deprecated)]
+        let devices = [Device::flex(), Device::ndarray()];
+        for device in devices {
+            device.seed(21);
+            let mut net = config.init(&device).unwrap();
+            let set = |net: &mut ConvNet, coefficient: Vec<f32>, bias: Vec<f32>| {
+                let sub = net.features[0].subsample.as_mut().expect("a subsampling");
+                sub.coefficient =
+                    Param::from_tensor(Tensor::from_floats(coefficient.as_slice(), &device));
+                sub.bias = Param::from_tensor(Tensor::from_floats(bias.as_slice(), &device));
+            };
+            let (coefficient, bias) = (vec![0.3f32, -0.7, 1.1], vec![0.2f32, -0.1, 0.05]);
+            set(&mut net, coefficient.clone(), bias.clone());
+            let x: Tensor<4> =
+                Tensor::random([2, 2, 6, 6], Distribution::Normal(0.0, 1.0), &device);
+
+            // The definition, from the block's own convolution and activation stages.
+            let block = &net.features[0];
+            let activated = block.stage(
+                Stage::Activation,
+                block.stage(Stage::Conv, FeatureMap::D2(x.clone())),
+            );
+            let a = activated.to_vec().unwrap(); // [2, 3, 4, 4]
+            let pooled = block.stage(Stage::Pool, activated).to_vec().unwrap(); // [2, 3, 2, 2]
+            for (n, c, i, j) in (0..2).flat_map(|n| {
+                (0..3)
+                    .flat_map(move |c| (0..2).flat_map(move |i| (0..2).map(move |j| (n, c, i, j))))
+            }) {
+                let at = |r: usize, q: usize| a[((n * 3 + c) * 4 + r) * 4 + q];
+                let sum = at(2 * i, 2 * j)
+                    + at(2 * i, 2 * j + 1)
+                    + at(2 * i + 1, 2 * j)
+                    + at(2 * i + 1, 2 * j + 1);
+                let expected = 1.7159 * ((coefficient[c] * sum + bias[c]) * 2.0 / 3.0).tanh();
+                let got = pooled[((n * 3 + c) * 2 + i) * 2 + j];
+                assert!(
+                    (got - expected).abs() < 1e-5,
+                    "{device:?}: ({n}, {c}, {i}, {j}): {got} against {expected}"
+                );
+            }
+
+            let loss = |net: &ConvNet| -> f64 {
+                net.forward_2d(x.clone())
+                    .powi_scalar(2)
+                    .sum()
+                    .into_scalar::<f32>() as f64
+            };
+            let trained = net.clone().train();
+            let grads = trained
+                .forward_2d(x.clone())
+                .powi_scalar(2)
+                .sum()
+                .backward();
+            let sub = trained.features[0].subsample.as_ref().unwrap();
+            let autodiff = [
+                values(sub.coefficient.grad(&grads).unwrap().into_data()).unwrap(),
+                values(sub.bias.grad(&grads).unwrap().into_data()).unwrap(),
+            ];
+            let eps = 1e-2f32;
+            for (which, base) in [coefficient.clone(), bias.clone()].into_iter().enumerate() {
+                for c in 0..3 {
+                    let at = |delta: f32| {
+                        let mut v = base.clone();
+                        v[c] += delta;
+                        let (k, b) = match which {
+                            0 => (v, bias.clone()),
+                            _ => (coefficient.clone(), v),
+                        };
+                        let mut moved = net.clone();
+                        set(&mut moved, k, b);
+                        loss(&moved)
+                    };
+                    let numeric = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+                    let ours = autodiff[which][c] as f64;
+                    assert!(
+                        (numeric - ours).abs() <= 2e-3 * numeric.abs().max(1.0),
+                        "{device:?}: {} of map {c}: autodiff {ours}, finite differences {numeric}",
+                        ["coefficient", "bias"][which]
+                    );
+                }
+            }
+        }
+    }
+
+    /// `init = "fan_in_uniform"`: each unit's weights and bias within ±2.4/F and spread over it
+    /// (F: C3's filters see 3, 4 or 6 maps of 25 taps; S2 and S4 a window of 4; F6 120 inputs),
+    /// the kernels outside the table at zero.
+    #[test]
+    fn fan_in_uniform_init_follows_each_units_fan_in() {
+        let table = crate::presets::lenet5_c3_table();
+        let mut config = crate::preset("lenet5-classic").unwrap();
+        config.init = Init::FanInUniform;
+        config.features[1].connections = Some(table.clone());
+        for block in &mut config.features[..2] {
+            if let Some(pool) = block.pool.as_mut() {
+                pool.kind = PoolKind::Subsample;
+            }
+        }
+        let device = Device::flex();
+        device.seed(4);
+        let net = config.init(&device).unwrap();
+        let within = |v: &[f32], limit: f32, what: &str| {
+            let largest = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            assert!(largest <= limit, "{what}: {largest} above {limit}");
+            if v.len() >= 20 {
+                assert!(
+                    largest > 0.5 * limit,
+                    "{what}: {largest} does not spread over ±{limit}"
+                );
+            }
+        };
+        let Conv::D2(c3) = &net.features[1].conv else {
+            panic!("2D")
+        };
+        let w = values(c3.weight.val().into_data()).unwrap();
+        let b = values(c3.bias.as_ref().unwrap().val().into_data()).unwrap();
+        for (o, inputs) in table.iter().enumerate() {
+            let limit = 2.4 / (inputs.len() * 25) as f32;
+            let filter = &w[o * 150..(o + 1) * 150];
+            let connected: Vec<f32> = (0..6)
+                .filter(|i| inputs.contains(i))
+                .flat_map(|i| filter[i * 25..(i + 1) * 25].to_vec())
+                .collect();
+            within(&connected, limit, &format!("C3 filter {o}"));
+            assert!(b[o].abs() <= limit, "C3 bias {o}");
+            for i in (0..6).filter(|i| !inputs.contains(i)) {
+                assert!(
+                    filter[i * 25..(i + 1) * 25].iter().all(|&v| v == 0.0),
+                    "C3 kernel ({o}, {i})"
+                );
+            }
+        }
+        let sub = net.features[0].subsample.as_ref().unwrap();
+        let coefficients = values(sub.coefficient.val().into_data()).unwrap();
+        assert_eq!(coefficients.len(), 6);
+        within(&coefficients, 0.6, "S2 coefficients");
+        let f6 = values(net.hidden[0].weight.val().into_data()).unwrap();
+        within(&f6, 2.4 / 120.0, "F6 weights");
+        let out = values(net.output.linear().unwrap().weight.val().into_data()).unwrap();
+        within(&out, 2.4 / 84.0, "output weights");
+    }
+
     /// Whole networks on flex (where the convolutions and poolings run on `lenet_kernels`) give
     /// the outputs and gradients of the same networks on ndarray (Burn's own operations): the
     /// presets (ReLU + max pooling, LeCun's tanh + average pooling), a 1D network (the kernels
@@ -614,7 +1137,7 @@ mod tests {
             kernel = 5
             padding = 2
             activation = "sigmoid"
-            pool = { kind = "max", kernel = 2 }
+            pool = { kind = "subsample", kernel = 2 }
             [[features]]
             out_channels = 6
             kernel = 3
@@ -622,15 +1145,17 @@ mod tests {
             dilation = 2
             activation = "tanh"
             pool = { kind = "avg", kernel = 2 }
+            connections = [[0], [1, 2], [3, 0], [1], [2, 3, 0], [0, 1, 2, 3]]
         "#;
         let three_d = r#"
             num_classes = 2
-            input = { channels = 1, size = [6, 8, 8] }
+            input = { channels = 2, size = [6, 8, 8] }
             [[features]]
             out_channels = 3
             kernel = 3
             padding = 1
             pool = { kind = "max", kernel = 2 }
+            connections = [[1], [0], [1, 0]]
         "#;
         let mut configs: Vec<ModelConfig> = ["lenet5", "lenet5-classic"]
             .iter()
@@ -638,6 +1163,14 @@ mod tests {
             .collect();
         configs.push(ModelConfig::from_toml_str(one_d, "<1d>").unwrap());
         configs.push(ModelConfig::from_toml_str(three_d, "<3d>").unwrap());
+        let mut sparse = crate::preset("lenet5-classic").unwrap();
+        sparse.features[1].connections = Some(crate::presets::lenet5_c3_table());
+        for block in &mut sparse.features[..2] {
+            if let Some(pool) = block.pool.as_mut() {
+                pool.kind = PoolKind::Subsample;
+            }
+        }
+        configs.push(sparse);
         for config in configs {
             let plan = config.plan().unwrap();
             let net = plan.build(&flex);
@@ -695,7 +1228,15 @@ mod tests {
                     flat.push(weight.unwrap());
                     flat.extend(bias);
                 }
-                flat.push(net.output.weight.grad(&grads).unwrap().into_data());
+                flat.push(
+                    net.output
+                        .linear()
+                        .unwrap()
+                        .weight
+                        .grad(&grads)
+                        .unwrap()
+                        .into_data(),
+                );
                 flat
             };
             for (ours, reference) in grads_of(&flex).into_iter().zip(grads_of(&ndarray)) {

@@ -5,7 +5,7 @@
 //! with an error naming the block (e.g. `features[2].pool`) and the numbers involved.
 
 use crate::activation::Activation;
-use crate::config::{ModelConfig, Padding, PoolKind};
+use crate::config::{Init, ModelConfig, OutputKind, Padding, PoolKind};
 use crate::error::ModelError;
 
 /// A validated network with every shape resolved.
@@ -27,6 +27,10 @@ pub struct Plan {
     pub hidden_dropout: f64,
     /// Number of logits.
     pub num_classes: usize,
+    /// How the weights start.
+    pub init: Init,
+    /// The output layer.
+    pub output: OutputKind,
 }
 
 /// One resolved feature block.
@@ -61,6 +65,9 @@ pub struct ConvPlan {
     pub dilation: Vec<usize>,
     /// Channel groups.
     pub groups: usize,
+    /// For each filter, the input channels it sees (validated: in range, no duplicates, none
+    /// empty); `None`: all of them.
+    pub connections: Option<Vec<Vec<usize>>>,
     /// Whether there is a bias per filter.
     pub bias: bool,
     /// Spatial input size.
@@ -87,11 +94,85 @@ pub struct PoolPlan {
 }
 
 impl ConvPlan {
-    /// Trainable parameters: `out · in/groups · ∏K` weights plus `out` biases.
+    /// Trainable parameters: `out · in/groups · ∏K` weights (with a connection table, `∏K` per
+    /// connection) plus `out` biases.
     pub fn parameters(&self) -> usize {
-        let k: usize = self.kernel.iter().product();
-        self.out_channels * (self.in_channels / self.groups) * k
+        self.kernels() * self.kernel.iter().product::<usize>()
             + if self.bias { self.out_channels } else { 0 }
+    }
+
+    /// The number of kernels (filter × input channel pairs) that carry weights.
+    pub fn kernels(&self) -> usize {
+        match &self.connections {
+            Some(table) => table.iter().map(Vec::len).sum(),
+            None => self.out_channels * (self.in_channels / self.groups),
+        }
+    }
+}
+
+/// Checks a connection table against the block: one non-empty list per filter, input channels
+/// in range, none twice, groups 1.
+fn check_connections(
+    at: &str,
+    table: &[Vec<usize>],
+    in_channels: usize,
+    out_channels: usize,
+    groups: usize,
+) -> Result<(), ModelError> {
+    let at = format!("{at}.connections");
+    if groups != 1 {
+        return Err(ModelError::invalid(
+            at,
+            format!("a connection table needs groups = 1, found {groups}"),
+        ));
+    }
+    if table.len() != out_channels {
+        return Err(ModelError::invalid(
+            at,
+            format!(
+                "has {} lists but the block has {out_channels} filters (out_channels): one list of input channels per filter",
+                table.len()
+            ),
+        ));
+    }
+    for (o, inputs) in table.iter().enumerate() {
+        if inputs.is_empty() {
+            return Err(ModelError::invalid(
+                format!("{at}[{o}]"),
+                "is empty: every filter must see at least one input channel",
+            ));
+        }
+        if let Some(c) = inputs.iter().find(|&&c| c >= in_channels) {
+            return Err(ModelError::invalid(
+                format!("{at}[{o}]"),
+                format!("input channel {c} is out of range: the block has {in_channels} input channels (0 to {})", in_channels - 1),
+            ));
+        }
+        let mut seen = inputs.clone();
+        seen.sort_unstable();
+        if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ModelError::invalid(
+                format!("{at}[{o}]"),
+                format!("lists input channel {} twice", w[0]),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl PoolPlan {
+    /// Trainable parameters over `channels` maps: a coefficient and a bias per map for
+    /// subsampling, none for max and average pooling.
+    pub fn parameters(&self, channels: usize) -> usize {
+        match self.kind {
+            PoolKind::Subsample => 2 * channels,
+            PoolKind::Max | PoolKind::Avg => 0,
+        }
+    }
+
+    /// Inputs per window.
+    pub fn window(&self) -> usize {
+        self.kernel.iter().product()
     }
 }
 
@@ -133,9 +214,17 @@ impl Plan {
                     } else {
                         0
                     }
+                    + b.pool
+                        .as_ref()
+                        .map_or(0, |p| p.parameters(b.conv.out_channels))
             })
             .sum();
-        let dense: usize = self.dense_layers().iter().map(|(i, o)| i * o + o).sum();
+        let mut layers = self.dense_layers();
+        if self.output == OutputKind::Rbf {
+            // Fixed prototypes: no trainable parameters.
+            layers.pop();
+        }
+        let dense: usize = layers.iter().map(|(i, o)| i * o + o).sum();
         conv + dense
     }
 
@@ -374,9 +463,14 @@ impl ModelConfig {
                 }
             }
             elements(&at, block.out_channels, &output)?;
-            let weights = std::iter::once(channels / block.groups)
-                .chain(kernel.iter().copied())
-                .try_fold(block.out_channels, |n, k| n.checked_mul(k));
+            if let Some(table) = &block.connections {
+                check_connections(&at, table, channels, block.out_channels, block.groups)?;
+            }
+            let kernels = match &block.connections {
+                Some(table) => Some(table.iter().map(Vec::len).sum()),
+                None => block.out_channels.checked_mul(channels / block.groups),
+            };
+            let weights = kernels.and_then(|k| kernel.iter().try_fold(k, |n, &d| n.checked_mul(d)));
             let biases = if block.bias { block.out_channels } else { 0 };
             let norm = if block.batch_norm {
                 2 * block.out_channels
@@ -393,6 +487,7 @@ impl ModelConfig {
                 padding,
                 dilation,
                 groups: block.groups,
+                connections: block.connections.clone(),
                 bias: block.bias,
                 input: size.clone(),
                 output: output.clone(),
@@ -450,6 +545,8 @@ impl ModelConfig {
                         input: size.clone(),
                         output: output.clone(),
                     };
+                    let count = Some(plan.parameters(block.out_channels));
+                    parameters = add_parameters(&pat, parameters, count)?;
                     size = output;
                     Some(plan)
                 }
@@ -497,6 +594,23 @@ impl ModelConfig {
                 ),
             ));
         }
+        if self.classifier.output == OutputKind::Rbf {
+            let inputs = width;
+            if self.num_classes != crate::rbf::CLASSES || inputs != crate::rbf::INPUTS {
+                return Err(ModelError::invalid(
+                    "classifier.output",
+                    format!(
+                        "the RBF output's prototypes are the {}×{} digit bitmaps: it needs {} classes and {} inputs (the last hidden layer), found {} classes and {} inputs",
+                        crate::rbf::WIDTH,
+                        crate::rbf::HEIGHT,
+                        crate::rbf::CLASSES,
+                        crate::rbf::INPUTS,
+                        self.num_classes,
+                        inputs
+                    ),
+                ));
+            }
+        }
         Ok(Plan {
             in_channels: self.input.channels,
             input_size: self.input.size.clone(),
@@ -506,6 +620,8 @@ impl ModelConfig {
             hidden_activation: self.classifier.activation,
             hidden_dropout: self.classifier.dropout,
             num_classes: self.num_classes,
+            init: self.init,
+            output: self.classifier.output,
         })
     }
 }
@@ -533,6 +649,96 @@ mod tests {
             Err(ModelError::Invalid { at, message }) => (at, message),
             other => panic!("expected an invalid-config error, got {other:?}"),
         }
+    }
+
+    /// The classic network with LeNet-5's sparse C3 (LeCun et al. 1998, Table I).
+    fn sparse_c3() -> ModelConfig {
+        let mut cfg = crate::presets::lenet5_classic();
+        cfg.features[1].connections = Some(crate::presets::lenet5_c3_table());
+        cfg
+    }
+
+    #[test]
+    fn the_papers_c3_table_has_1516_parameters() {
+        let table = crate::presets::lenet5_c3_table();
+        // Table I of the paper, a row per S2 map, a column per C3 map.
+        let rows = [
+            "X...XXX..XXXX.XX",
+            "XX...XXX..XXXX.X",
+            "XXX...XXX..X.XXX",
+            ".XXX..XXXX..X.XX",
+            "..XXX..XXXX.XX.X",
+            "...XXX..XXXX.XXX",
+        ];
+        for (i, row) in rows.iter().enumerate() {
+            for (o, mark) in row.chars().enumerate() {
+                assert_eq!(table[o].contains(&i), mark == 'X', "S2 map {i}, C3 map {o}");
+            }
+        }
+        let plan = sparse_c3().plan().unwrap();
+        assert_eq!(plan.blocks[1].conv.kernels(), 60);
+        assert_eq!(plan.blocks[1].conv.parameters(), 1_516);
+        // The full C3 had 6·16·25 + 16 = 2,416: the table removes 900 weights.
+        assert_eq!(plan.parameters(), 61_706 - 900);
+        let summary = plan.summary("sparse");
+        assert_eq!(summary.total_parameters, plan.parameters());
+        let text = summary.to_table();
+        assert!(text.contains("table 60/96"), "{text}");
+        assert!(text.contains("features.1.conv connections"), "{text}");
+        // The grid's rows are the paper's rows (cells two wide, a space apart).
+        for (i, row) in rows.iter().enumerate() {
+            let cells: Vec<&str> = row
+                .chars()
+                .map(|c| if c == 'X' { " X" } else { " ·" })
+                .collect();
+            let line = format!("\n {i} {}\n", cells.join(" "));
+            assert!(text.contains(&line), "{line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn bad_connection_tables_name_the_filter_and_say_why() {
+        let with = |table: Vec<Vec<usize>>| {
+            let mut cfg = sparse_c3();
+            cfg.features[1].connections = Some(table);
+            invalid(&cfg)
+        };
+        let mut table = crate::presets::lenet5_c3_table();
+        table.pop();
+        let (at, message) = with(table);
+        assert_eq!(at, "features[1].connections");
+        assert!(
+            message.contains("15 lists") && message.contains("16 filters"),
+            "{message}"
+        );
+
+        let mut table = crate::presets::lenet5_c3_table();
+        table[3] = vec![0, 6];
+        let (at, message) = with(table);
+        assert_eq!(at, "features[1].connections[3]");
+        assert!(
+            message.contains("input channel 6 is out of range")
+                && message.contains("6 input channels"),
+            "{message}"
+        );
+
+        let mut table = crate::presets::lenet5_c3_table();
+        table[4] = vec![2, 5, 2];
+        let (at, message) = with(table);
+        assert_eq!(at, "features[1].connections[4]");
+        assert!(message.contains("twice"), "{message}");
+
+        let mut table = crate::presets::lenet5_c3_table();
+        table[0] = vec![];
+        let (at, message) = with(table);
+        assert_eq!(at, "features[1].connections[0]");
+        assert!(message.contains("empty"), "{message}");
+
+        let mut cfg = sparse_c3();
+        cfg.features[1].groups = 2;
+        let (at, message) = invalid(&cfg);
+        assert_eq!(at, "features[1].connections");
+        assert!(message.contains("groups = 1"), "{message}");
     }
 
     #[test]

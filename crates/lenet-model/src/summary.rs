@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::config::PoolKind;
+use crate::config::{OutputKind, PoolKind};
 use crate::plan::{output_len, Plan};
 
 /// One row of the summary.
@@ -20,6 +20,9 @@ pub struct LayerSummary {
     /// The output-size formula, evaluated (conv and pool layers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub formula: Option<String>,
+    /// A convolution's connection table: for each filter, the input channels it sees.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<Vec<Vec<usize>>>,
 }
 
 /// The whole summary.
@@ -104,6 +107,7 @@ impl Plan {
             output: self.input_shape(),
             parameters: 0,
             formula: None,
+            connections: None,
         }];
         for (i, b) in self.blocks.iter().enumerate() {
             let c = &b.conv;
@@ -133,6 +137,10 @@ impl Plan {
             if c.groups != 1 {
                 kind.push_str(&format!(" g{}", c.groups));
             }
+            if c.connections.is_some() {
+                let all = c.out_channels * c.in_channels;
+                kind.push_str(&format!(" table {}/{all}", c.kernels()));
+            }
             layers.push(LayerSummary {
                 name: format!("features.{i}.conv"),
                 kind,
@@ -145,6 +153,7 @@ impl Plan {
                     &c.padding,
                     &c.dilation,
                 )),
+                connections: c.connections.clone(),
             });
             if b.batch_norm {
                 layers.push(LayerSummary {
@@ -153,6 +162,7 @@ impl Plan {
                     output: with_channels(c.out_channels, &c.output),
                     parameters: 2 * c.out_channels,
                     formula: None,
+                    connections: None,
                 });
             }
             layers.push(LayerSummary {
@@ -161,24 +171,30 @@ impl Plan {
                 output: with_channels(c.out_channels, &c.output),
                 parameters: 0,
                 formula: None,
+                connections: None,
             });
             if let Some(p) = &b.pool {
                 let pads: Vec<(usize, usize)> = p.padding.iter().map(|&x| (x, x)).collect();
-                let kind = match p.kind {
-                    PoolKind::Max => "max",
-                    PoolKind::Avg => "avg",
+                let (kind, then) = match p.kind {
+                    PoolKind::Max => ("max_pool", String::new()),
+                    PoolKind::Avg => ("avg_pool", String::new()),
+                    PoolKind::Subsample => (
+                        "subsample",
+                        format!(" (sum × coef + bias, {})", b.activation.name()),
+                    ),
                 };
                 layers.push(LayerSummary {
                     name: format!("features.{i}.pool"),
                     kind: format!(
-                        "{kind}_pool{n}d k{} s{} p{}",
+                        "{kind}{n}d k{} s{} p{}{then}",
                         dims_str(&p.kernel),
                         dims_str(&p.stride),
                         dims_str(&p.padding)
                     ),
                     output: with_channels(c.out_channels, &p.output),
-                    parameters: 0,
+                    parameters: p.parameters(c.out_channels),
                     formula: Some(formula(&p.input, &p.kernel, &p.stride, &pads, &vec![1; n])),
+                    connections: None,
                 });
             }
             if b.dropout > 0.0 {
@@ -188,6 +204,7 @@ impl Plan {
                     output: b.output_shape(),
                     parameters: 0,
                     formula: None,
+                    connections: None,
                 });
             }
         }
@@ -197,6 +214,7 @@ impl Plan {
             output: vec![self.flat_features],
             parameters: 0,
             formula: None,
+            connections: None,
         });
         for (i, &(a, z)) in self.hidden.iter().enumerate() {
             layers.push(LayerSummary {
@@ -205,6 +223,7 @@ impl Plan {
                 output: vec![z],
                 parameters: a * z + z,
                 formula: None,
+                connections: None,
             });
             layers.push(LayerSummary {
                 name: format!("hidden.{i}.{}", self.hidden_activation.name()),
@@ -212,6 +231,7 @@ impl Plan {
                 output: vec![z],
                 parameters: 0,
                 formula: None,
+                connections: None,
             });
             if self.hidden_dropout > 0.0 {
                 layers.push(LayerSummary {
@@ -220,6 +240,7 @@ impl Plan {
                     output: vec![z],
                     parameters: 0,
                     formula: None,
+                    connections: None,
                 });
             }
         }
@@ -227,12 +248,25 @@ impl Plan {
             .dense_layers()
             .last()
             .unwrap_or(&(self.flat_features, self.num_classes));
+        let (kind, parameters) = match self.output {
+            OutputKind::Linear => (format!("linear {a}→{z} (logits)"), a * z + z),
+            OutputKind::Rbf => (
+                format!(
+                    "rbf {a}→{z} (fixed {}×{} digit bitmaps: {} weights, not trained)",
+                    crate::rbf::WIDTH,
+                    crate::rbf::HEIGHT,
+                    a * z
+                ),
+                0,
+            ),
+        };
         layers.push(LayerSummary {
             name: "output".into(),
-            kind: format!("linear {a}→{z} (logits)"),
+            kind,
             output: vec![z],
-            parameters: a * z + z,
+            parameters,
             formula: None,
+            connections: None,
         });
         Summary {
             model: model.to_string(),
@@ -241,6 +275,37 @@ impl Plan {
             layers,
         }
     }
+}
+
+/// A connection table as a grid, as Table I of LeCun et al. (1998): a row per input channel, a
+/// column per filter, `X` where the filter sees the channel.
+pub fn connection_grid(layer: &str, table: &[Vec<usize>]) -> String {
+    let inputs = table.iter().flatten().max().map_or(0, |&m| m + 1);
+    let width = table
+        .len()
+        .saturating_sub(1)
+        .to_string()
+        .len()
+        .max(inputs.to_string().len());
+    let cell = |s: &str| format!("{s:>width$} ");
+    let mut out = format!(
+        "\n{layer} connections (X: the filter in the column sees the input channel in the row)\n"
+    );
+    out.push_str(&cell(""));
+    for o in 0..table.len() {
+        out.push_str(&cell(&o.to_string()));
+    }
+    out.truncate(out.trim_end().len());
+    out.push('\n');
+    for i in 0..inputs {
+        out.push_str(&cell(&i.to_string()));
+        for inputs_of in table {
+            out.push_str(&cell(if inputs_of.contains(&i) { "X" } else { "·" }));
+        }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+    }
+    out
 }
 
 /// `61706` → `61,706`.
@@ -321,6 +386,11 @@ impl Summary {
             "Total parameters: {}\n",
             thousands(self.total_parameters)
         ));
+        for l in &self.layers {
+            if let Some(table) = &l.connections {
+                out.push_str(&connection_grid(&l.name, table));
+            }
+        }
         out
     }
 

@@ -19,20 +19,91 @@ fn preset_parameter_counts_match_hand_computation() {
         + (84 * 10 + 10);
     let lenet1 = (4 * 25 + 4) + (12 * 4 * 25 + 12) + (12 * 4 * 4 * 10 + 10);
     let lenet4 = (4 * 25 + 4) + (16 * 4 * 25 + 16) + (16 * 5 * 5 * 120 + 120) + (120 * 10 + 10);
+    // The 1998 paper's own counts (Section II-B): C1 156, S2 12 (a coefficient and a bias per
+    // map), C3 1,516 (60 of 96 kernels), S4 32, C5 48,120, F6 10,164; the RBF weights are fixed.
+    let lenet1998 = (6 * 25 + 6)
+        + (2 * 6)
+        + (60 * 25 + 16)
+        + (2 * 16)
+        + (120 * 16 * 25 + 120)
+        + (120 * 84 + 84);
     let expected = [
         ("lenet5", lenet5),
         ("lenet5-classic", classic),
+        ("lenet5-1998", lenet1998),
         ("lenet1", lenet1),
         ("lenet4", lenet4),
     ];
-    assert_eq!(expected.map(|e| e.1), [61_706, 61_706, 3_246, 51_050]);
+    assert_eq!(
+        expected.map(|e| e.1),
+        [61_706, 61_706, 60_000, 3_246, 51_050]
+    );
     let device = Device::flex();
     for (name, params) in expected {
         let plan = preset(name).unwrap().plan().unwrap();
         assert_eq!(plan.parameters(), params, "{name}");
-        assert_eq!(plan.build(&device).num_params(), params, "{name} built");
+        // Burn counts every stored weight: the 36 kernels C3's table leaves out are stored as
+        // zeros (they never train), 900 values.
+        let stored_zeros = if name == "lenet5-1998" { 36 * 25 } else { 0 };
+        assert_eq!(
+            plan.build(&device).num_params(),
+            params + stored_zeros,
+            "{name} built"
+        );
     }
     assert_eq!(PRESETS.len(), expected.len());
+}
+
+/// `lenet summary --preset lenet5-1998` shows the paper's counts layer by layer.
+#[test]
+fn the_1998_network_has_the_papers_parameters_layer_by_layer() {
+    let summary = preset("lenet5-1998")
+        .unwrap()
+        .plan()
+        .unwrap()
+        .summary("lenet5-1998");
+    let params = |name: &str| {
+        summary
+            .layers
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.parameters)
+            .unwrap_or_else(|| panic!("no layer {name}"))
+    };
+    assert_eq!(params("features.0.conv"), 156, "C1");
+    assert_eq!(params("features.0.pool"), 12, "S2");
+    assert_eq!(params("features.1.conv"), 1_516, "C3");
+    assert_eq!(params("features.1.pool"), 32, "S4");
+    assert_eq!(params("features.2.conv"), 48_120, "C5");
+    assert_eq!(params("hidden.0"), 10_164, "F6");
+    assert_eq!(params("output"), 0, "RBF");
+    assert_eq!(summary.total_parameters, 60_000);
+    let table = summary.to_table();
+    assert!(
+        table.contains("rbf 84→10 (fixed 7×12 digit bitmaps: 840 weights, not trained)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("subsample2d k2×2 s2×2 p0×0 (sum × coef + bias, lecun_tanh)"),
+        "{table}"
+    );
+}
+
+#[test]
+fn an_rbf_output_needs_ten_classes_and_84_inputs() {
+    let mut cfg = preset("lenet5-1998").unwrap();
+    cfg.classifier.hidden = vec![100];
+    match cfg.plan() {
+        Err(ModelError::Invalid { at, message }) => {
+            assert_eq!(at, "classifier.output");
+            assert!(
+                message.contains("84 inputs")
+                    && message.contains("found 10 classes and 100 inputs"),
+                "{message}"
+            );
+        }
+        other => panic!("expected an invalid-config error, got {other:?}"),
+    }
 }
 
 #[test]

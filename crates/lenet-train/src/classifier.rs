@@ -3,11 +3,13 @@
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
-use lenet_model::ConvNet;
+use lenet_model::rbf::map_loss;
+use lenet_model::{ConvNet, Output};
 
 use crate::data::ImageBatch;
 
-/// A [`ConvNet`] trained as a classifier with cross-entropy on its logits.
+/// A [`ConvNet`] trained as a classifier: cross-entropy on its logits, or with an RBF output
+/// the MAP criterion of LeCun et al. (1998).
 ///
 /// A wrapper because `TrainStep` (burn-train) and `ConvNet` (lenet-model) are both foreign here.
 #[derive(Module, Debug)]
@@ -17,12 +19,16 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    /// Logits, loss and targets of a batch.
+    /// Scores, loss and targets of a batch: cross-entropy on logits, or the paper's MAP
+    /// criterion on an RBF output's scores.
     pub fn forward_classification(&self, batch: ImageBatch) -> ClassificationOutput {
         let output = self.net.forward_2d(batch.images);
-        let loss = CrossEntropyLossConfig::new()
-            .init(&output.device())
-            .forward(output.clone(), batch.targets.clone());
+        let loss = match self.net.output {
+            Output::Rbf(_) => map_loss(output.clone(), batch.targets.clone()),
+            Output::Linear(_) => CrossEntropyLossConfig::new()
+                .init(&output.device())
+                .forward(output.clone(), batch.targets.clone()),
+        };
         ClassificationOutput::new(loss, output, batch.targets)
     }
 }

@@ -313,7 +313,7 @@ pub enum OptimizerKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
-    /// `constant`, `step`, `cosine` or `one_cycle`.
+    /// `constant`, `step`, `cosine`, `one_cycle` or `table`.
     #[serde(default)]
     pub kind: ScheduleKind,
     /// Epochs of linear warm-up from 0 (cosine, step, constant).
@@ -328,6 +328,11 @@ pub struct ScheduleConfig {
     /// `cosine`, `one_cycle`: the final rate (default 0).
     #[serde(default)]
     pub min_lr: f64,
+    /// `table`: the learning rate of each epoch, the last one kept for the epochs after
+    /// (e.g. LeCun et al. 1998: `[5e-4, 5e-4, 2e-4, 2e-4, 2e-4, 1e-4, 1e-4, 1e-4, 5e-5, 5e-5,
+    /// 5e-5, 5e-5, 1e-5]`). The optimizer's `lr` is not used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rates: Vec<f64>,
 }
 
 /// The shape of the learning-rate schedule.
@@ -343,6 +348,8 @@ pub enum ScheduleKind {
     Cosine,
     /// Linear warm-up to `lr` for 30 % of the steps, then cosine down to `min_lr`.
     OneCycle,
+    /// One rate per epoch from `rates`.
+    Table,
 }
 
 /// `[training.early_stopping]`.
@@ -592,6 +599,36 @@ impl RunConfig {
         if s.step_epochs == Some(0) {
             return Err("training.schedule.step_epochs: must be at least 1".into());
         }
+        match (s.kind, s.rates.is_empty()) {
+            (ScheduleKind::Table, true) => {
+                return Err(
+                    "training.schedule.rates: kind = \"table\" needs a list of learning rates, one per epoch"
+                        .into(),
+                )
+            }
+            (ScheduleKind::Table, false) => {
+                if let Some((i, r)) = s
+                    .rates
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| !(r.is_finite() && **r > 0.0))
+                {
+                    return Err(format!(
+                        "training.schedule.rates[{i}]: a learning rate must be positive, found {r}"
+                    ));
+                }
+                if s.warmup_epochs > 0 {
+                    return Err(
+                        "training.schedule.warmup_epochs: not for kind = \"table\" (put the warm-up in the rates)"
+                            .into(),
+                    );
+                }
+            }
+            (_, false) => {
+                return Err("training.schedule.rates: only for kind = \"table\"".into())
+            }
+            (_, true) => {}
+        }
         if s.min_lr < 0.0 || s.min_lr > lr {
             return Err(format!(
                 "training.schedule.min_lr: must be in [0, lr = {lr}], found {}",
@@ -749,6 +786,24 @@ mod tests {
         );
         let m = err(BASE, &["training.optimizer.momentum=0.9"]);
         assert!(m.contains("only for kind = \"sgd\""), "{m}");
+        let m = err(BASE, &["training.schedule.kind=\"table\""]);
+        assert!(
+            m.contains("training.schedule.rates") && m.contains("one per epoch"),
+            "{m}"
+        );
+        let m = err(
+            BASE,
+            &[
+                "training.schedule.kind=\"table\"",
+                "training.schedule.rates=[1e-3, 0.0]",
+            ],
+        );
+        assert!(
+            m.contains("training.schedule.rates[1]") && m.contains("positive"),
+            "{m}"
+        );
+        let m = err(BASE, &["training.schedule.rates=[1e-3]"]);
+        assert!(m.contains("only for kind = \"table\""), "{m}");
         let m = err(BASE, &["data.dataset=cifar"]);
         assert!(m.contains("data.dataset") && m.contains("cifar"), "{m}");
         // One spelling per name: what the docs show.

@@ -82,6 +82,19 @@ fn log_softmax(row: &[f32]) -> Vec<f64> {
     row.iter().map(|&v| f64::from(v) - log_sum).collect()
 }
 
+/// The loss of one row of scores for class `label`, as training computes it: cross-entropy,
+/// or for an RBF output the MAP criterion, `−z_c + log(e^(−j) + Σ_i e^(z_i))` (z = −y).
+fn row_loss(row: &[f32], label: usize, rbf: bool) -> f64 {
+    let mut extended = row.to_vec();
+    if rbf {
+        extended.push(-lenet_model::rbf::MAP_J);
+    }
+    -log_softmax(&extended)
+        .get(label)
+        .copied()
+        .unwrap_or(f64::NEG_INFINITY)
+}
+
 /// Evaluates `net` on the images `indices` of the batcher's dataset, in batches of `batch_size`.
 pub fn evaluate(
     net: &ConvNet,
@@ -96,6 +109,7 @@ pub fn evaluate(
     let mut loss_sum = 0.0;
     let mut top5 = 0usize;
     let mut predictions = Vec::with_capacity(indices.len());
+    let rbf = matches!(net.output, lenet_model::Output::Rbf(_));
     for chunk in indices.chunks(batch_size.max(1)) {
         let items: Vec<ImageItem> = chunk.iter().map(|&index| ImageItem::plain(index)).collect();
         let batch = batcher.make_batch(&items, device);
@@ -109,7 +123,7 @@ pub fn evaluate(
         for (row, &index) in logits.chunks_exact(width.max(1)).zip(chunk) {
             let label = usize::from(data.labels[index]);
             let lp = log_softmax(row);
-            loss_sum -= lp.get(label).copied().unwrap_or(f64::NEG_INFINITY);
+            loss_sum += row_loss(row, label, rbf);
             // The first maximum wins ties, like argmax.
             let predicted = lp
                 .iter()

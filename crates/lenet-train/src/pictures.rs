@@ -112,7 +112,8 @@ fn zoom_for(size: usize, target: usize) -> usize {
 
 /// One tile per (output filter, input channel) of every convolution, scaled symmetrically
 /// around 0 over the layer (0 is mid-gray, positive weights light, negative dark): the
-/// `filters-<layer>.png` pictures, named like `lenet summary`'s rows.
+/// `filters-<layer>.png` pictures, named like `lenet summary`'s rows. With a connection table,
+/// only the connected kernels are drawn (each captioned with its filter and channel).
 pub fn filters(net: &ConvNet) -> Result<Vec<(String, Grid)>, ModelError> {
     net.features
         .iter()
@@ -121,9 +122,16 @@ pub fn filters(net: &ConvNet) -> Result<Vec<(String, Grid)>, ModelError> {
             let (shape, values) = block.conv.weights()?;
             let (out, inp) = (shape[0], shape[1]);
             let (w, h, kernels) = pictures_of(&values, &shape[2..]);
+            let connected = |k: usize| {
+                block
+                    .connections
+                    .as_ref()
+                    .is_none_or(|t| t.get(k / inp).is_some_and(|c| c.contains(&(k % inp))))
+            };
             let tiles = kernels
                 .into_iter()
                 .enumerate()
+                .filter(|(k, _)| connected(*k))
                 .map(|(k, values)| {
                     let caption = if inp == 1 {
                         format!("f{}", k / inp)
@@ -268,6 +276,34 @@ mod tests {
             grids[1].1.title.as_deref(),
             Some("features.1.conv weights [16, 6, 5, 5]")
         );
+    }
+
+    /// With LeNet-5's C3 table (LeCun et al. 1998, Table I) only the 60 connected kernels of 96
+    /// are drawn, each captioned with its filter and input channel.
+    #[test]
+    fn filters_of_a_connection_table_are_the_connected_kernels() {
+        let device = Device::flex();
+        device.seed(3);
+        let net = lenet_model::preset("lenet5-1998")
+            .unwrap()
+            .plan()
+            .unwrap()
+            .build(&device);
+        let grids = filters(&net).unwrap();
+        let c3 = &grids[1].1;
+        assert_eq!(c3.tiles.len(), 60);
+        let table = lenet_model::lenet5_c3_table();
+        let expected: Vec<String> = table
+            .iter()
+            .enumerate()
+            .flat_map(|(o, inputs)| {
+                (0..6)
+                    .filter(|i| inputs.contains(i))
+                    .map(move |i| format!("f{o} c{i}"))
+            })
+            .collect();
+        let captions: Vec<String> = c3.tiles.iter().filter_map(|t| t.caption.clone()).collect();
+        assert_eq!(captions, expected);
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub fn weights(path: &Path, config: &Path) -> Vec<f32> {
             );
         }
     }
-    for l in net.hidden.iter().chain(std::iter::once(&net.output)) {
+    for l in net.hidden.iter().chain(net.output.linear()) {
         all.extend(l.weight.val().to_data().try_to_vec::<f32>().unwrap());
         all.extend(
             l.bias

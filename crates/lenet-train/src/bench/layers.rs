@@ -111,15 +111,11 @@ pub fn profile(plan: &Plan, device: &Device, bs: usize, steps: usize) -> Vec<Lay
     }
     // The classifier: each dense layer with its activation, then the output layer.
     let mut width: usize = dims[1..].iter().product();
-    let layers: Vec<_> = net
-        .hidden
-        .iter()
-        .chain(std::iter::once(&net.output))
-        .collect();
+    let layers: Vec<_> = net.hidden.iter().chain(net.output.linear()).collect();
     let valid_layers: Vec<_> = inference
         .hidden
         .iter()
-        .chain(std::iter::once(&inference.output))
+        .chain(inference.output.linear())
         .collect();
     for (j, (layer, valid)) in layers.iter().zip(&valid_layers).enumerate() {
         let last = j + 1 == layers.len();

@@ -113,7 +113,9 @@ pub fn train_throughput(
             m = learner::step(m, &mut optim, lr, batch.clone()).0;
         }
         // Wait for the device (GPU backends queue work).
-        let _ = m.net.output.weight.val().into_data();
+        if let Some(l) = m.net.output.linear().or(m.net.hidden.last()) {
+            let _ = l.weight.val().into_data();
+        }
         slot = Some(m);
         (steps * bs) as f64 / start.elapsed().as_secs_f64()
     }))

@@ -58,6 +58,16 @@ pub fn schedule(
     epochs: usize,
 ) -> Result<ModuleLrScheduler, String> {
     let total = (steps * epochs).max(1);
+    if cfg.kind == ScheduleKind::Table {
+        // One constant rate per epoch, switching after every `steps` steps.
+        let used = cfg.rates.len().min(epochs.max(1));
+        let schedulers = cfg.rates[..used]
+            .iter()
+            .map(|&r| LrSchedulerConfig::Constant(r))
+            .collect();
+        let milestones = (1..used).map(|e| e * steps.max(1)).collect();
+        return SequentialLrSchedulerConfig::new(schedulers, milestones).init();
+    }
     let (warm, main) = match cfg.kind {
         ScheduleKind::OneCycle => {
             let warm = (total * 3 / 10).max(1);
@@ -107,4 +117,34 @@ pub fn step(
 ) -> (Classifier, ClassificationOutput) {
     let out = TrainStep::step(&model, batch);
     (optim.step(lr, model, out.grads), out.item)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `kind = "table"`: each epoch's steps take that epoch's rate; epochs past the table keep
+    /// its last rate; `optimizer.lr` plays no part.
+    #[test]
+    fn a_rate_table_gives_each_epoch_its_rate() {
+        let cfg = ScheduleConfig {
+            kind: ScheduleKind::Table,
+            rates: vec![5e-4, 2e-4, 1e-5],
+            ..ScheduleConfig::default()
+        };
+        let steps = 3;
+        let mut lr = schedule(&cfg, 0.1, steps, 5).unwrap();
+        let got: Vec<f64> = (0..5 * steps).map(|_| lr.step().base()).collect();
+        let expected: Vec<f64> = [5e-4, 2e-4, 1e-5, 1e-5, 1e-5]
+            .iter()
+            .flat_map(|&r| [r; 3])
+            .collect();
+        assert_eq!(got, expected);
+        // A table longer than the run uses its first epochs.
+        let mut lr = schedule(&cfg, 0.1, steps, 1).unwrap();
+        assert_eq!(
+            (0..steps).map(|_| lr.step().base()).collect::<Vec<_>>(),
+            [5e-4; 3]
+        );
+    }
 }
