@@ -86,6 +86,29 @@ pub struct DataConfig {
     /// Use only the first N images of each part (quick runs and tests; `--limit-*`).
     #[serde(default, skip_serializing_if = "LimitConfig::is_none")]
     pub limit: LimitConfig,
+    /// How pixels become inputs: `mean_std` (the default) or `lecun_1998`.
+    #[serde(default, skip_serializing_if = "InputScaling::is_default")]
+    pub normalization: InputScaling,
+}
+
+/// How pixel values (0-255) become the network's inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum InputScaling {
+    /// `(pixel/255 − mean) / std` with the dataset's mean and standard deviation (a custom
+    /// dataset's `mean` and `std`): inputs of mean 0 and variance 1.
+    #[default]
+    MeanStd,
+    /// LeCun et al. (1998, Section II-B): background (0) → −0.1, full ink (255) → 1.175, linear
+    /// in between (mean about 0 and variance about 1 on MNIST); padding is background.
+    #[serde(rename = "lecun_1998")]
+    Lecun1998,
+}
+
+impl InputScaling {
+    fn is_default(&self) -> bool {
+        *self == InputScaling::MeanStd
+    }
 }
 
 /// `[data.limit]`: caps on the number of images of each part, after the split. Part of the run's
@@ -491,6 +514,7 @@ fn default_data() -> DataConfig {
         augment: AugmentConfig::default(),
         custom: None,
         limit: LimitConfig::default(),
+        normalization: InputScaling::default(),
     }
 }
 

@@ -254,6 +254,22 @@ mod tests {
         })
     }
 
+    /// `[data] normalization = "lecun_1998"`: background and padding −0.1, full ink 1.175
+    /// (LeCun et al. 1998), whatever the dataset's own mean and deviation.
+    #[test]
+    fn the_1998_scaling_maps_background_to_minus_0_1_and_ink_to_1_175() {
+        let text = "[model]\npreset = \"lenet5\"\n[data]\nnormalization = \"lecun_1998\"\n";
+        let cfg = crate::config::RunConfig::parse(text, "<test>", &[]).unwrap();
+        let norm = crate::data::source::Classes::of(&cfg.data).unwrap().norm;
+        let b = ImageBatcher::new(tiny(), norm, 4, 5, None).unwrap();
+        let batch = b.make_batch(&[ImageItem::plain(1)], &Device::flex());
+        let v: Vec<f32> = batch.images.to_data().try_to_vec().unwrap();
+        // Image 1 (all 255) in rows 1-2, columns 1-3 of a 4×5 frame of padding.
+        assert!((v[0] + 0.1).abs() < 1e-6, "padding {}", v[0]);
+        assert!((v[6] - 1.175).abs() < 1e-6, "ink {}", v[6]);
+        assert!((v[19] + 0.1).abs() < 1e-6, "padding {}", v[19]);
+    }
+
     #[test]
     fn normalises_pads_and_keeps_labels() {
         let norm = Normalization {

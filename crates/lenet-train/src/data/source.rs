@@ -8,7 +8,7 @@ use std::sync::Arc;
 use lenet_data::{ensure_available, Augmenter, DataError, Dataset, DatasetFile, Split};
 use lenet_model::Plan;
 
-use crate::config::{ConfigError, DataConfig, DataSource};
+use crate::config::{ConfigError, DataConfig, DataSource, InputScaling};
 use crate::data::batcher::{FrameError, ImageBatcher, Normalization};
 
 /// Errors while preparing the data of a run.
@@ -68,7 +68,7 @@ impl Classes {
     /// The classes of the dataset described by `cfg`, without loading it (for classifying
     /// pictures that are not in it).
     pub fn of(cfg: &DataConfig) -> Result<Classes, ConfigError> {
-        Ok(match cfg.source()? {
+        let classes = match cfg.source()? {
             DataSource::Custom(c) => Classes {
                 names: c.class_names.clone(),
                 norm: Normalization {
@@ -82,6 +82,17 @@ impl Classes {
                     mean: kind.mean(),
                     std: kind.std(),
                 },
+            },
+        };
+        Ok(match cfg.normalization {
+            InputScaling::MeanStd => classes,
+            // (0 − mean)/std = −0.1 and (1 − mean)/std = 1.175.
+            InputScaling::Lecun1998 => Classes {
+                norm: Normalization {
+                    mean: 0.1 / 1.275,
+                    std: 1.0 / 1.275,
+                },
+                ..classes
             },
         })
     }
