@@ -484,20 +484,11 @@ impl FeatureBlock {
         let mut conv = Conv::new(&p.conv, device);
         if let Some(table) = &p.conv.connections {
             // The kernels left out start (and so stay) at zero.
-            conv = match conv {
-                Conv::D1(mut c) => {
-                    c.weight = masked_param(&c.weight, table);
-                    Conv::D1(c)
-                }
-                Conv::D2(mut c) => {
-                    c.weight = masked_param(&c.weight, table);
-                    Conv::D2(c)
-                }
-                Conv::D3(mut c) => {
-                    c.weight = masked_param(&c.weight, table);
-                    Conv::D3(c)
-                }
-            };
+            match &mut conv {
+                Conv::D1(c) => c.weight = masked_param(&c.weight, table),
+                Conv::D2(c) => c.weight = masked_param(&c.weight, table),
+                Conv::D3(c) => c.weight = masked_param(&c.weight, table),
+            }
         }
         FeatureBlock {
             conv,

@@ -82,13 +82,11 @@ fn log_softmax(row: &[f32]) -> Vec<f64> {
     row.iter().map(|&v| f64::from(v) - log_sum).collect()
 }
 
-/// The loss of one row of scores for class `label`, as training computes it: cross-entropy,
-/// or for an RBF output the MAP criterion, `−z_c + log(e^(−j) + Σ_i e^(z_i))` (z = −y).
-fn row_loss(row: &[f32], label: usize, rbf: bool) -> f64 {
+/// An RBF output's MAP criterion for one row of scores `z = −y` and class `label`:
+/// `−z_c + log(e^(−j) + Σ_i e^(z_i))`, the cross-entropy over the scores and one more, `−j`.
+fn map_loss_of_row(row: &[f32], label: usize) -> f64 {
     let mut extended = row.to_vec();
-    if rbf {
-        extended.push(-lenet_model::rbf::MAP_J);
-    }
+    extended.push(-lenet_model::rbf::MAP_J);
     -log_softmax(&extended)
         .get(label)
         .copied()
@@ -123,7 +121,11 @@ pub fn evaluate(
         for (row, &index) in logits.chunks_exact(width.max(1)).zip(chunk) {
             let label = usize::from(data.labels[index]);
             let lp = log_softmax(row);
-            loss_sum += row_loss(row, label, rbf);
+            // The loss training minimises: cross-entropy, or an RBF output's MAP criterion.
+            loss_sum += match rbf {
+                true => map_loss_of_row(row, label),
+                false => -lp.get(label).copied().unwrap_or(f64::NEG_INFINITY),
+            };
             // The first maximum wins ties, like argmax.
             let predicted = lp
                 .iter()
