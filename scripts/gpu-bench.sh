@@ -5,9 +5,11 @@
 #   for each backend it has a binary for (wgpu; cuda from a `--features cuda` build), two runs of
 #   the same `lenet train` command: the first with an empty kernel cache (CubeCL compiles and
 #   autotunes every kernel on first use), the second with the cache the first one wrote. Their
-#   difference is the kernel compilation, reported apart from the training. Printed and saved
-#   under $OUT: per-epoch training seconds and images/s, validation and test accuracy, and the
-#   wall time of each run.
+#   difference is the kernel compilation, reported apart from the training. Then a third, short
+#   run with the warm cache (EPOCHS99 epochs, default 3): the time to 99 % test accuracy. Printed
+#   and saved under $OUT: per-epoch training seconds and images/s, validation and test accuracy,
+#   and the wall time of each run. First of all, where python3 has PyTorch with CUDA, PyTorch's
+#   side of the same recipe (scripts/torch_gpu_lenet.py), for the side-by-side.
 #
 # The training set lives on the device for the whole run (one upload; each batch is gathered
 # there: `ImageBatcher::resident`), as every GPU run of `lenet train` does.
@@ -23,6 +25,8 @@
 #   CONFIG      the recipe (default configs/lenet5-gpu.toml)
 #   EXTRA       more arguments for `lenet train` (on lavapipe: "--epochs 1 --limit-train 2048
 #               --limit-valid 512 --limit-test 512")
+#   EPOCHS99    epochs of the short run (default 3)
+#   RUN_TIMEOUT seconds each run may take before it is stopped (default 240)
 #   OUT         where the report goes (default gpu-out)
 #
 # On the lent machine, .gl/*.deb (the Vulkan loader) are unpacked first where present, and the
@@ -41,6 +45,14 @@ if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
   export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+# CUDA: NVRTC compiles the kernels and needs the toolkit's headers (CUDA_PATH) and its library.
+if [ -z "${CUDA_PATH:-}" ] && command -v nvcc > /dev/null; then
+  CUDA_PATH="$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")"
+  export CUDA_PATH
+fi
+for lib in "${CUDA_PATH:-/usr/local/cuda}"/lib64 "${CUDA_PATH:-/usr/local/cuda}"/targets/x86_64-linux/lib; do
+  [ -d "$lib" ] && export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
 
 unpack() { xz -dc "$1" > "$2" && chmod +x "$2" && echo "$2"; }
 lenet="${LENET:-}"
@@ -65,6 +77,11 @@ cat "$out/gpu.txt"
 "$lenet" devices 2>&1 | tee "$out/devices.txt"
 
 status=0
+if python3 -c 'import torch; assert torch.cuda.is_available()' 2> /dev/null; then
+  echo "== PyTorch, the same recipe"
+  timeout "${RUN_TIMEOUT:-240}" python3 scripts/torch_gpu_lenet.py --data "$data" \
+    --json "$out/torch.json" 2>&1 | tee "$out/torch.log"
+fi
 for backend in $backends; do
   bin="$lenet"
   [ "$backend" = cuda ] && bin="$lenet_cuda"
@@ -80,12 +97,15 @@ cache = true
 [environment]
 path = { directory = "$work/cache" }
 EOF
-  for run in cold warm; do
-    echo "== $backend, $run kernel cache"
+  for run in cold warm short; do
+    echo "== $backend, $run"
+    epochs=()
+    [ "$run" = short ] && epochs=(--epochs "${EPOCHS99:-3}")
     date +%s.%N > "$work/$run.wall"
     # shellcheck disable=SC2086 # EXTRA is a list of arguments
-    (cd "$work" && "$bin" train --config "$config" --backend "$backend" --plain --offline \
-      --data-dir "$data" --run-dir "$work/run-$run" ${EXTRA:-}) > "$work/$run.log" 2>&1
+    (cd "$work" && timeout "${RUN_TIMEOUT:-240}" "$bin" train --config "$config" --backend "$backend" \
+      --plain --offline --data-dir "$data" --run-dir "$work/run-$run" "${epochs[@]}" ${EXTRA:-}) \
+      > "$work/$run.log" 2>&1
     rc=$?
     date +%s.%N >> "$work/$run.wall"
     tail -n 3 "$work/$run.log"
@@ -103,7 +123,7 @@ out, backends = sys.argv[1], sys.argv[2:]
 print("\nbackend  run   wall s  epochs (training s each)                 images/s (last epoch)  valid    test")
 for b in backends:
     walls = {}
-    for run in ["cold", "warm"]:
+    for run in ["cold", "warm", "short"]:
         try:
             s = json.load(open(f"{out}/{b}/{run}-summary.json"))
             rows = list(csv.DictReader(open(f"{out}/{b}/{run}-metrics.csv")))
@@ -116,7 +136,16 @@ for b in backends:
         secs = " ".join(f"{float(r['seconds']):.2f}" for r in train)
         print(f"{b:<8} {run:<5} {walls[run]:7.1f}  {secs:<40} {float(train[-1]['images_per_second']):>12,.0f}  "
               f"{100 * s['valid_accuracy']:6.2f} % {100 * s['test_accuracy']:6.2f} %")
-    if len(walls) == 2:
+    if "cold" in walls and "warm" in walls:
         print(f"{b:<8} kernel compilation and autotuning (cold - warm wall): {walls['cold'] - walls['warm']:.1f} s")
+try:
+    t = json.load(open(f"{out}/torch.json"))
+    secs = " ".join(f"{e['train_s']:.2f}" for e in t["epochs"])
+    last = t["epochs"][-1]
+    t99 = t["train_s_to_99"]
+    print(f"pytorch  cuda   {'':>6}  {secs:<40} {(55000 / last['train_s']):>12,.0f}  {'':>8} "
+          f"{100 * last['test_acc']:6.2f} %  (training time to 99 %: {'%.2f s' % t99 if t99 else 'not reached'})")
+except OSError:
+    print("pytorch  (not run: no PyTorch with CUDA here)")
 PY
 exit "$status"

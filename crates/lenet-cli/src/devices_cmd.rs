@@ -70,7 +70,7 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
             "  cuda     compiled in; devices are numbered by the CUDA driver (device = 0, 1, ...)"
         );
     } else {
-        println!("  cuda     not compiled in (build with --features cuda; needs the CUDA toolkit)");
+        println!("  cuda     not compiled in (build with --features lenet-cli/cuda, or offline scripts/build-cuda.sh)");
     }
     println!("\nkind = \"auto\" picks {auto_kind}: {auto_why}");
     if let Some((path, device)) = picked {
