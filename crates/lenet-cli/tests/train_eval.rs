@@ -462,3 +462,34 @@ fn resume_keeps_the_run_config_and_refuses_changes() {
     assert!(!err.contains("internal error"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `configs/lenet5-1998.toml` (the 1998 network, SDLM, one image per step) learns through
+/// `lenet train`: one pass over 2,048 images at the table's first rate reaches 60 % on the
+/// held-out images (76.6 % measured here), far above chance (10 %).
+#[test]
+fn lenet5_1998_learns_with_sdlm() {
+    let Some(root) = data_root() else { return };
+    let dir = scratch("sdlm");
+    let run_dir = dir.join("run");
+    let (code, _, err) = run(lenet()
+        .args([
+            "train",
+            "--config",
+            &configs().join("lenet5-1998.toml").display().to_string(),
+            "--data-dir",
+            &root.display().to_string(),
+            "--run-dir",
+            &run_dir.display().to_string(),
+            "--offline",
+            "--quiet",
+            "--epochs",
+            "1",
+        ])
+        .args(SMALL));
+    assert_eq!(code, 0, "{err}");
+    let s = summary(&run_dir);
+    assert_eq!(s["parameters"], 60_000);
+    let valid = s["valid_accuracy"].as_f64().unwrap();
+    assert!(valid > 0.6, "validation accuracy {valid}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

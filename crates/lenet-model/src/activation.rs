@@ -89,4 +89,92 @@ impl Activation {
             Activation::None => x,
         }
     }
+
+    /// The derivative `f'(a)` of the nonlinearity at each of `a`'s values, with Burn's
+    /// operations (for the second-order back-propagation of [`crate::curvature`]). ReLU's and
+    /// leaky ReLU's at 0 are taken from the left.
+    pub fn derivative<const D: usize>(self, a: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Relu => a.greater_elem(0.0).float(),
+            Activation::LeakyRelu => a
+                .greater_elem(0.0)
+                .float()
+                .mul_scalar(0.99)
+                .add_scalar(0.01),
+            Activation::Tanh => activation::tanh(a).powi_scalar(2).neg().add_scalar(1.0),
+            Activation::LecunTanh => activation::tanh(a.mul_scalar(LECUN_TANH_INNER))
+                .powi_scalar(2)
+                .neg()
+                .add_scalar(1.0)
+                .mul_scalar(LECUN_TANH_OUTER * LECUN_TANH_INNER),
+            Activation::Sigmoid => {
+                let s = activation::sigmoid(a);
+                s.clone() * s.neg().add_scalar(1.0)
+            }
+            Activation::Silu => {
+                // (x·s)' = s + x·s·(1 − s)
+                let s = activation::sigmoid(a.clone());
+                s.clone() + a * s.clone() * s.neg().add_scalar(1.0)
+            }
+            Activation::Gelu => {
+                // Burn's GELU is the exact x·Φ(x): its derivative is Φ(x) + x·φ(x).
+                let cdf = a
+                    .clone()
+                    .mul_scalar(std::f32::consts::FRAC_1_SQRT_2)
+                    .erf()
+                    .add_scalar(1.0)
+                    .mul_scalar(0.5);
+                let pdf = a.clone().powi_scalar(2).mul_scalar(-0.5).exp().mul_scalar(
+                    0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2,
+                );
+                cdf + a * pdf
+            }
+            Activation::None => a.ones_like(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+
+    /// Each derivative against a central difference of the nonlinearity itself, at points
+    /// away from ReLU's kink.
+    #[test]
+    fn derivatives_match_central_differences() {
+        let device = Device::flex();
+        let points = [-3.1f32, -1.7, -0.6, -0.2, 0.15, 0.5, 1.3, 2.9];
+        let x = Tensor::<1>::from_floats(points, &device);
+        let h = 1e-2f32;
+        for act in [
+            Activation::Relu,
+            Activation::LeakyRelu,
+            Activation::Tanh,
+            Activation::LecunTanh,
+            Activation::Sigmoid,
+            Activation::Silu,
+            Activation::Gelu,
+            Activation::None,
+        ] {
+            let up = act.on_burn(x.clone().add_scalar(h));
+            let down = act.on_burn(x.clone().sub_scalar(h));
+            let numeric: Vec<f32> = ((up - down) / (2.0 * h))
+                .to_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let exact: Vec<f32> = act
+                .derivative(x.clone())
+                .to_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            for ((n, e), p) in numeric.iter().zip(&exact).zip(points) {
+                assert!(
+                    (n - e).abs() < 1e-3,
+                    "{}: f'({p}) = {e}, central difference {n}",
+                    act.name()
+                );
+            }
+        }
+    }
 }

@@ -17,6 +17,7 @@
 
 pub mod activation;
 pub mod config;
+pub mod curvature;
 pub mod error;
 mod load;
 pub mod model;

@@ -337,7 +337,7 @@ fn conv1d_on_kernels(
 /// Burn has no 3D pooling, so 3D pools as a 2D pool over (height, width) followed by a 1D pool
 /// over depth: max of maxes is the max, and a mean of means over equal-sized (zero-padded)
 /// windows is the mean, so the result is exact.
-fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
+pub(crate) fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
     let (k, s, pad) = (&p.kernel, &p.stride, &p.padding);
     let p1_burn = |t: Tensor<3>, d: usize| match p.kind {
         PoolKind::Max => max_pool1d(
@@ -473,7 +473,7 @@ impl Subsample {
 }
 
 /// `[channels]` as `[1, channels, 1, ...]`, to broadcast over a batch of maps.
-fn per_map<const D: usize>(v: Tensor<1>) -> Tensor<D> {
+pub(crate) fn per_map<const D: usize>(v: Tensor<1>) -> Tensor<D> {
     let mut shape = [1; D];
     shape[1] = v.dims()[0];
     v.reshape(shape)

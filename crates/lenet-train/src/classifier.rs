@@ -1,5 +1,7 @@
 //! The network as a Burn-train learner model: forward pass with cross-entropy loss.
 
+use std::sync::Arc;
+
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
@@ -7,6 +9,7 @@ use lenet_model::rbf::map_loss;
 use lenet_model::{ConvNet, Output};
 
 use crate::data::ImageBatch;
+use crate::train::sdlm::Sdlm;
 
 /// A [`ConvNet`] trained as a classifier: cross-entropy on its logits, or with an RBF output
 /// the MAP criterion of LeCun et al. (1998).
@@ -16,6 +19,16 @@ use crate::data::ImageBatch;
 pub struct Classifier {
     /// The network.
     pub net: ConvNet,
+    /// With `optimizer.kind = "sdlm"`: the second derivatives that scale each gradient.
+    #[module(skip)]
+    pub sdlm: Option<Arc<Sdlm>>,
+}
+
+impl Classifier {
+    /// `net` trained with a first-order optimizer.
+    pub fn new(net: ConvNet) -> Classifier {
+        Classifier { net, sdlm: None }
+    }
 }
 
 impl Classifier {
@@ -39,7 +52,11 @@ impl TrainStep for Classifier {
 
     fn step(&self, batch: ImageBatch) -> TrainOutput<ClassificationOutput> {
         let item = self.forward_classification(batch);
-        TrainOutput::new(self, item.loss.backward(), item)
+        let mut out = TrainOutput::new(self, item.loss.backward(), item);
+        if let Some(sdlm) = &self.sdlm {
+            out.grads = sdlm.precondition(&self.net, out.grads);
+        }
+        out
     }
 }
 

@@ -265,7 +265,7 @@ fn default_keep() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimizerConfig {
-    /// `sgd`, `adam` or `adamw`.
+    /// `sgd`, `adam`, `adamw` or `sdlm`.
     #[serde(default)]
     pub kind: OptimizerKind,
     /// Learning rate (the peak rate for `one_cycle`).
@@ -289,6 +289,14 @@ pub struct OptimizerConfig {
     /// Adam ε.
     #[serde(default = "default_eps")]
     pub epsilon: f32,
+    /// SDLM: the damping μ of each parameter's step `lr / (μ + h)`, `h` its estimated second
+    /// derivative (LeCun et al. 1998 used 0.02).
+    #[serde(default = "default_mu")]
+    pub mu: f64,
+    /// SDLM: how many training images the second derivatives are estimated on before each
+    /// epoch (the paper: 500).
+    #[serde(default = "default_curvature_samples")]
+    pub curvature_samples: usize,
 }
 
 fn default_lr() -> f64 {
@@ -303,6 +311,12 @@ fn default_beta2() -> f32 {
 fn default_eps() -> f32 {
     1e-8
 }
+fn default_mu() -> f64 {
+    0.02
+}
+fn default_curvature_samples() -> usize {
+    500
+}
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
@@ -315,6 +329,8 @@ impl Default for OptimizerConfig {
             beta1: default_beta1(),
             beta2: default_beta2(),
             epsilon: default_eps(),
+            mu: default_mu(),
+            curvature_samples: default_curvature_samples(),
         }
     }
 }
@@ -330,6 +346,10 @@ pub enum OptimizerKind {
     Adam,
     /// Adam with decoupled weight decay.
     Adamw,
+    /// Stochastic diagonal Levenberg-Marquardt (LeCun et al. 1998): each parameter steps by
+    /// `lr / (μ + h)` times its gradient, `h` its Gauss-Newton second derivative estimated on
+    /// `curvature_samples` training images before each epoch.
+    Sdlm,
 }
 
 /// `[training.schedule]`.
@@ -606,6 +626,26 @@ impl RunConfig {
         {
             return Err("training.optimizer.momentum/nesterov: only for kind = \"sgd\"".into());
         }
+        let o = &t.optimizer;
+        if o.kind == OptimizerKind::Sdlm {
+            if !(o.mu.is_finite() && o.mu > 0.0) {
+                return Err(format!(
+                    "training.optimizer.mu: must be positive, found {}",
+                    o.mu
+                ));
+            }
+            if o.curvature_samples == 0 {
+                return Err("training.optimizer.curvature_samples: must be at least 1".into());
+            }
+            if let Some(i) = self.model.features.iter().position(|b| b.batch_norm) {
+                return Err(format!(
+                    "training.optimizer.kind = \"sdlm\": model.features[{i}] has batch_norm, \
+                     which the Gauss-Newton second derivatives do not describe"
+                ));
+            }
+        } else if o.mu != default_mu() || o.curvature_samples != default_curvature_samples() {
+            return Err("training.optimizer.mu/curvature_samples: only for kind = \"sdlm\"".into());
+        }
         if t.optimizer.nesterov && t.optimizer.momentum == 0.0 {
             return Err("training.optimizer.nesterov: needs a momentum > 0".into());
         }
@@ -855,6 +895,26 @@ mod tests {
         );
         let m = err(BASE, &["trainingepochs"]);
         assert!(m.contains("KEY=VALUE"), "{m}");
+        // SDLM: its own keys only with it, a positive damping, no batch norm.
+        let m = err(BASE, &["training.optimizer.mu=0.1"]);
+        assert!(m.contains("only for kind = \"sdlm\""), "{m}");
+        let sdlm = "training.optimizer.kind=\"sdlm\"";
+        let m = err(BASE, &[sdlm, "training.optimizer.mu=0"]);
+        assert!(m.contains("training.optimizer.mu"), "{m}");
+        let m = err(BASE, &[sdlm, "training.optimizer.curvature_samples=0"]);
+        assert!(m.contains("training.optimizer.curvature_samples"), "{m}");
+        let bn =
+            format!("{BASE}[[model.features]]\nout_channels = 4\nkernel = 3\nbatch_norm = true\n");
+        let m = err(&bn, &[sdlm]);
+        assert!(m.contains("model.features[0] has batch_norm"), "{m}");
+        let c = RunConfig::parse(BASE, "run.toml", &[sdlm.to_string()]).unwrap();
+        assert_eq!(
+            (
+                c.training.optimizer.mu,
+                c.training.optimizer.curvature_samples
+            ),
+            (0.02, 500)
+        );
     }
 
     #[test]

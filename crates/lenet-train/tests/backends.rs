@@ -35,11 +35,9 @@ fn train_steps(kind: BackendKind, init: &std::path::Path) -> (Vec<f32>, Vec<f32>
     let selected = select_one(kind, None).unwrap_or_else(|e| panic!("{kind}: {e}"));
     let device = selected.device().clone().autodiff();
     let plan = preset("lenet5").unwrap().plan().unwrap();
-    let mut model = Classifier {
-        net: plan.build(&device),
-    }
-    .try_load_file(init)
-    .unwrap();
+    let mut model = Classifier::new(plan.build(&device))
+        .try_load_file(init)
+        .unwrap();
     let mut optim = learner::optimizer(&OptimizerConfig::default(), None);
     let mut losses = Vec::new();
     // The same batch each step, so that the loss must fall.
@@ -67,11 +65,9 @@ fn initial_weights(dir: &std::path::Path) -> std::path::PathBuf {
     device.seed(7);
     let plan = preset("lenet5").unwrap().plan().unwrap();
     let path = dir.join("init.bpk");
-    Classifier {
-        net: plan.build(&device),
-    }
-    .save_file(&path)
-    .unwrap();
+    Classifier::new(plan.build(&device))
+        .save_file(&path)
+        .unwrap();
     path
 }
 

@@ -92,9 +92,7 @@ pub fn train_throughput(
     let shape = image_shape(plan)?;
     let ad = device.clone().autodiff();
     device.seed(0);
-    let mut model = Classifier {
-        net: plan.build(&ad),
-    };
+    let mut model = Classifier::new(plan.build(&ad));
     let t = &config.training;
     let mut optim = learner::optimizer(&t.optimizer, t.grad_clip_norm);
     let lr = t.optimizer.lr;
@@ -106,9 +104,9 @@ pub fn train_throughput(
     let mut slot = Some(model);
     Ok(measure("train", bs, 5, || {
         let start = Instant::now();
-        let mut m = slot.take().unwrap_or_else(|| Classifier {
-            net: plan.build(&ad),
-        });
+        let mut m = slot
+            .take()
+            .unwrap_or_else(|| Classifier::new(plan.build(&ad)));
         for batch in batches.iter().cycle().take(steps) {
             m = learner::step(m, &mut optim, lr, batch.clone()).0;
         }

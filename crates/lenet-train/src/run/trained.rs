@@ -66,18 +66,16 @@ impl TrainedModel {
         let classes = Classes::of(&config.data)?;
         let net = match plan.build(&device).try_load_file(weights) {
             Ok(net) => net,
-            Err(as_network) => Classifier {
-                net: plan.build(&device),
-            }
-            .try_load_file(weights)
-            .map(|c| c.net)
-            .map_err(|_| RunError::Checkpoint {
-                path: weights.to_path_buf(),
-                message: format!(
-                    "does not fit the model {} of its config: {as_network}",
-                    config.model.name
-                ),
-            })?,
+            Err(as_network) => Classifier::new(plan.build(&device))
+                .try_load_file(weights)
+                .map(|c| c.net)
+                .map_err(|_| RunError::Checkpoint {
+                    path: weights.to_path_buf(),
+                    message: format!(
+                        "does not fit the model {} of its config: {as_network}",
+                        config.model.name
+                    ),
+                })?,
         };
         Ok(TrainedModel {
             config,

@@ -23,6 +23,12 @@ pub fn optimizer(cfg: &OptimizerConfig, clip: Option<f32>) -> ModuleOptimizer {
     let clip = clip.map(GradientClippingConfig::Norm);
     let decay = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
     match cfg.kind {
+        // SDLM's per-parameter step sizes divide the gradients in the training step
+        // (`train::sdlm`); the step itself is plain SGD's.
+        OptimizerKind::Sdlm => SgdConfig::new()
+            .with_weight_decay(decay)
+            .with_gradient_clipping(clip)
+            .init(),
         OptimizerKind::Sgd => SgdConfig::new()
             .with_momentum((cfg.momentum > 0.0).then(|| {
                 MomentumConfig::new()

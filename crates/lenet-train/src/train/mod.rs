@@ -22,15 +22,17 @@
 pub mod fit;
 pub mod learner;
 pub mod progress;
+pub mod sdlm;
 pub mod session;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use burn::train::{Interrupter, Learner};
 use lenet_model::Plan;
 
 use crate::classifier::Classifier;
-use crate::config::{FinalModel, RunConfig};
+use crate::config::{FinalModel, OptimizerKind, RunConfig};
 use crate::data::{self, DataOptions, RunData, SourceError};
 use crate::device::Selected;
 use crate::evaluate::{evaluate, EvalError, Evaluation};
@@ -140,7 +142,7 @@ pub fn train(
     let fitted = if session.fitted_before(config) {
         fitted_before(config, device, &session)?
     } else {
-        let learner = build_learner(config, &plan, device, data.train.indices.len())?;
+        let learner = build_learner(config, &plan, device, &data, session.done_before())?;
         fit::fit(config, device, &data, &session, learner, opts)?
     };
     let kept = keep_model(config, device, &session.dir, &fitted)?;
@@ -154,23 +156,41 @@ pub fn train(
 }
 
 /// Step 4: the network with seeded initial weights, the optimizer and the learning-rate
-/// schedule for `train_images` images per epoch.
+/// schedule for the epochs of `data`'s training images, the first of this session after
+/// `done_before` (SDLM's second derivatives are estimated before each).
 fn build_learner(
     config: &RunConfig,
     plan: &Plan,
     device: &Selected,
-    train_images: usize,
+    data: &RunData,
+    done_before: usize,
 ) -> Result<Learner<Classifier>, TrainError> {
     let t = &config.training;
     device.device().seed(t.seed);
-    let model = Classifier {
-        net: plan.build(&device.device().clone().autodiff()),
-    };
-    let optim = learner::optimizer(&t.optimizer, t.grad_clip_norm);
     // One optimizer step takes one batch per device.
-    let steps = train_images
+    let steps = data
+        .train
+        .indices
+        .len()
         .div_ceil(t.batch_size)
         .div_ceil(device.devices.len().max(1));
+    let o = &t.optimizer;
+    let sdlm = (o.kind == OptimizerKind::Sdlm).then(|| {
+        Arc::new(sdlm::Sdlm::new(
+            o.mu,
+            steps * device.devices.len().max(1),
+            done_before + 1,
+            &data.train,
+            o.curvature_samples,
+            t.seed,
+            device.device().clone().autodiff(),
+        ))
+    });
+    let model = Classifier {
+        net: plan.build(&device.device().clone().autodiff()),
+        sdlm,
+    };
+    let optim = learner::optimizer(&t.optimizer, t.grad_clip_norm);
     let lr = learner::schedule(&t.schedule, t.optimizer.lr, steps, t.epochs)
         .map_err(|e| TrainError::Setting(format!("training.schedule: {e}")))?;
     Ok(Learner::new(model, optim, lr))

@@ -111,11 +111,9 @@ impl Session {
 /// optimizer's and the scheduler's state as records (burn-train panics on one that does not).
 fn loads(dir: &RunDir, epoch: usize, plan: &Plan, device: &Selected) -> Result<(), String> {
     let model = dir.checkpoint_model(epoch);
-    Classifier {
-        net: plan.build(device.device()),
-    }
-    .try_load_file(&model)
-    .map_err(|e| format!("{}: {e}", model.display()))?;
+    Classifier::new(plan.build(device.device()))
+        .try_load_file(&model)
+        .map_err(|e| format!("{}: {e}", model.display()))?;
     let file = |kind: &str| dir.checkpoint_dir().join(format!("{kind}-{epoch}.bpk"));
     <OptimizerRecord as Checkpoint>::load(file("optim"))
         .map_err(|e| format!("{}: {e}", file("optim").display()))?;
