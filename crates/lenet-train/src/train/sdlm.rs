@@ -40,7 +40,8 @@ pub struct Sdlm {
 #[derive(Default)]
 struct State {
     steps: usize,
-    curvature: Option<Curvature>,
+    /// Per parameter, `μ + h/n` for this epoch.
+    scale: Option<GradientsParams>,
 }
 
 impl fmt::Debug for Sdlm {
@@ -102,8 +103,17 @@ impl Sdlm {
         if state.steps % self.steps_per_epoch == 0 {
             let epoch = self.first_epoch + state.steps / self.steps_per_epoch;
             let images = (self.probe)(epoch);
-            state.curvature = match net.curvature(FeatureMap::D2(images)) {
-                Ok(c) => Some(c),
+            // The divisors `μ + h/n`, once per epoch rather than at every step.
+            state.scale = match net.curvature(FeatureMap::D2(images)) {
+                Ok(c) => {
+                    let mut divisors = Divisors {
+                        curvature: &c,
+                        mu: self.mu,
+                        out: GradientsParams::new(),
+                    };
+                    net.visit(&mut divisors);
+                    Some(divisors.out)
+                }
                 Err(e) => {
                     // The config check rejects what `curvature` cannot do (batch norm).
                     eprintln!(
@@ -114,23 +124,38 @@ impl Sdlm {
             };
         }
         state.steps += 1;
-        if let Some(curvature) = &state.curvature {
+        if let Some(scale) = &state.scale {
             net.visit(&mut Divide {
                 grads: &mut grads,
-                curvature,
-                mu: self.mu,
+                scale,
             });
         }
         grads
     }
 }
 
-/// Divides each parameter's gradient by `μ + h`, `h` its second derivative averaged over the
-/// estimate's samples.
-struct Divide<'a> {
-    grads: &'a mut GradientsParams,
+/// Per parameter, `μ + h/n`: `h` its second derivative summed over the estimate's `n` samples.
+struct Divisors<'a> {
     curvature: &'a Curvature,
     mu: f64,
+    out: GradientsParams,
+}
+
+impl ModuleVisitor for Divisors<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(h) = self.curvature.sums.get::<D>(param.id) {
+            let d = h
+                .div_scalar(self.curvature.samples as f64)
+                .add_scalar(self.mu);
+            self.out.register(param.id, d);
+        }
+    }
+}
+
+/// Divides each parameter's gradient by its divisor.
+struct Divide<'a> {
+    grads: &'a mut GradientsParams,
+    scale: &'a GradientsParams,
 }
 
 impl ModuleVisitor for Divide<'_> {
@@ -138,13 +163,10 @@ impl ModuleVisitor for Divide<'_> {
         let Some(g) = self.grads.remove::<D>(param.id) else {
             return;
         };
-        let g = match self.curvature.sums.get::<D>(param.id) {
-            Some(h) => {
-                let h = h
-                    .to_device(&g.device())
-                    .div_scalar(self.curvature.samples as f64)
-                    .add_scalar(self.mu);
-                g / h
+        let g = match self.scale.get::<D>(param.id) {
+            Some(d) => {
+                let device = g.device();
+                g / d.to_device(&device)
             }
             None => g,
         };
