@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use lenet_data::{AugmentConfig, DatasetKind, Holdout};
-use lenet_model::ModelConfig;
+use lenet_model::{ModelConfig, OutputKind};
 use serde::{Deserialize, Serialize};
 
 /// Errors in a run configuration; each names the file and the key at fault.
@@ -231,6 +231,11 @@ pub struct TrainingConfig {
     /// The learning-rate schedule.
     #[serde(default)]
     pub schedule: ScheduleConfig,
+    /// Label smoothing ε of the cross-entropy (as PyTorch's `label_smoothing`): the target puts
+    /// `1 - ε + ε/K` on the true class and `ε/K` on each of the `K` others. Training only: the
+    /// validation and test losses are the plain cross-entropy. None (0) by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_smoothing: Option<f32>,
     /// Clip the gradient norm to this value (none by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grad_clip_norm: Option<f32>,
@@ -549,6 +554,7 @@ fn default_training() -> TrainingConfig {
         grad_clip_norm: None,
         early_stopping: None,
         keep_checkpoints: default_keep(),
+        label_smoothing: None,
         final_model: FinalModel::Best,
     }
 }
@@ -648,6 +654,19 @@ impl RunConfig {
         }
         if t.optimizer.nesterov && t.optimizer.momentum == 0.0 {
             return Err("training.optimizer.nesterov: needs a momentum > 0".into());
+        }
+        if let Some(e) = t.label_smoothing {
+            if !(0.0..1.0).contains(&e) {
+                return Err(format!(
+                    "training.label_smoothing: must be in [0, 1), found {e}"
+                ));
+            }
+            if self.model.classifier.output == OutputKind::Rbf {
+                return Err(
+                    "training.label_smoothing: not for model.classifier.output = \"rbf\" (trained with the MAP criterion, not cross-entropy)"
+                        .into(),
+                );
+            }
         }
         if let Some(c) = t.grad_clip_norm {
             if !(c.is_finite() && c > 0.0) {
@@ -915,6 +934,22 @@ mod tests {
             ),
             (0.02, 500)
         );
+        // Label smoothing: in [0, 1), not with the RBF output's MAP loss; saved with the run.
+        let m = err(BASE, &["training.label_smoothing=1.0"]);
+        assert!(
+            m.contains("training.label_smoothing: must be in [0, 1)"),
+            "{m}"
+        );
+        let m = err(
+            "[model]\npreset = \"lenet5-1998\"\n",
+            &["training.label_smoothing=0.1"],
+        );
+        assert!(m.contains("training.label_smoothing: not for"), "{m}");
+        let c =
+            RunConfig::parse(BASE, "run.toml", &["training.label_smoothing=0.1".into()]).unwrap();
+        assert_eq!(c.training.label_smoothing, Some(0.1));
+        let again = RunConfig::parse(&c.to_toml_string().unwrap(), "config.toml", &[]).unwrap();
+        assert_eq!(again.training.label_smoothing, Some(0.1));
     }
 
     #[test]

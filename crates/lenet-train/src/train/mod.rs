@@ -189,6 +189,7 @@ fn build_learner(
     let model = Classifier {
         net: plan.build(&device.device().clone().autodiff()),
         sdlm,
+        label_smoothing: t.label_smoothing,
     };
     let optim = learner::optimizer(&t.optimizer, t.grad_clip_norm);
     let lr = learner::schedule(&t.schedule, t.optimizer.lr, steps, t.epochs)
