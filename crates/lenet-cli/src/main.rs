@@ -14,6 +14,8 @@ mod bench_cmd;
 mod data_cmd;
 mod devices_cmd;
 mod eval_cmd;
+mod export_cmd;
+mod import_cmd;
 mod predict_cmd;
 mod process;
 mod summary_cmd;
@@ -42,6 +44,10 @@ enum Command {
     Viz(viz_cmd::VizArgs),
     /// Measure training, inference and batcher throughput.
     Bench(bench_cmd::BenchArgs),
+    /// Turn a PyTorch state_dict or a safetensors file into a lenet run directory.
+    Import(import_cmd::ImportArgs),
+    /// Write a trained model as ONNX, safetensors or a PyTorch state_dict file.
+    Export(export_cmd::ExportArgs),
     /// Download, verify and look at datasets.
     Data(data_cmd::DataArgs),
     /// List the backends and devices (CPU, GPUs) this binary can use.
@@ -80,6 +86,9 @@ fn is_usage(cause: &(dyn std::error::Error + 'static)) -> Option<bool> {
         || cause.is::<bench::NotImages>()
     {
         return Some(true);
+    }
+    if let Some(e) = cause.downcast_ref::<lenet_exchange::ExchangeError>() {
+        return Some(e.is_usage());
     }
     None.or_else(|| cause.downcast_ref::<TrainError>().map(TrainError::is_usage))
         .or_else(|| cause.downcast_ref::<RunError>().map(RunError::is_usage))
@@ -131,6 +140,8 @@ fn run(cli: Cli) -> ExitCode {
         Command::Eval(args) => eval_cmd::run(args),
         Command::Predict(args) => predict_cmd::run(args),
         Command::Viz(args) => viz_cmd::run(args),
+        Command::Import(args) => import_cmd::run(args),
+        Command::Export(args) => export_cmd::run(args),
         Command::Data(args) => data_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Devices(args) => devices_cmd::run(args),

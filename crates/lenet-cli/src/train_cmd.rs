@@ -36,6 +36,10 @@ pub struct TrainArgs {
     /// Override backend.kind (flex, ndarray, wgpu, cuda).
     #[arg(long)]
     backend: Option<String>,
+    /// Start from the weights of a trained or imported model (its run directory or a .bpk
+    /// file) instead of fresh ones: fine-tuning (training.init_from).
+    #[arg(long, value_name = "RUN")]
+    init_from: Option<PathBuf>,
     /// Override any config value, e.g. --set training.optimizer.kind=sgd (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -124,6 +128,13 @@ fn overrides(args: &TrainArgs) -> Vec<String> {
         if let Some(n) = v {
             o.push(format!("data.limit.{part}={n}"));
         }
+    }
+    if let Some(from) = &args.init_from {
+        // Absolute, so that the run's config.toml names the same weights from anywhere.
+        let from = std::path::absolute(from).unwrap_or_else(|_| from.clone());
+        // A JSON string is a valid TOML basic string.
+        let quoted = serde_json::Value::String(from.display().to_string()).to_string();
+        o.push(format!("training.init_from={quoted}"));
     }
     o.extend(args.set.iter().cloned());
     o

@@ -10,9 +10,7 @@ use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig1d,
     PaddingConfig2d, PaddingConfig3d,
 };
-use burn::tensor::module::{
-    avg_pool1d, avg_pool2d, conv1d, conv2d, conv3d, max_pool1d, max_pool2d,
-};
+use burn::tensor::module::{avg_pool2d, conv1d, conv2d, conv3d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 use lenet_kernels::ConvSpec;
@@ -339,19 +337,27 @@ fn conv1d_on_kernels(
 /// windows is the mean, so the result is exact.
 pub(crate) fn pool(p: &PoolPlan, x: FeatureMap) -> FeatureMap {
     let (k, s, pad) = (&p.kernel, &p.stride, &p.padding);
-    let p1_burn = |t: Tensor<3>, d: usize| match p.kind {
-        PoolKind::Max => max_pool1d(
-            t,
-            MaxPoolOptions::new([k[d]])
-                .with_stride([s[d]])
-                .with_padding([pad[d]]),
-        ),
-        PoolKind::Avg | PoolKind::Subsample => avg_pool1d(
-            t,
-            AvgPoolOptions::new([k[d]])
-                .with_stride([s[d]])
-                .with_padding([pad[d]]),
-        ),
+    // 1D pooling as a 2D pooling of height 1: the same values, and an operation every backend
+    // and the ONNX export have (burn-onnx 0.22 lowers no 1D pooling).
+    let p1_burn = |t: Tensor<3>, d: usize| {
+        let [b, c, l] = t.dims();
+        let t4 = t.reshape([b, c, 1, l]);
+        let y = match p.kind {
+            PoolKind::Max => max_pool2d(
+                t4,
+                MaxPoolOptions::new([1, k[d]])
+                    .with_stride([1, s[d]])
+                    .with_padding([0, pad[d]]),
+            ),
+            PoolKind::Avg | PoolKind::Subsample => avg_pool2d(
+                t4,
+                AvgPoolOptions::new([1, k[d]])
+                    .with_stride([1, s[d]])
+                    .with_padding([0, pad[d]]),
+            ),
+        };
+        let [_, _, _, out] = y.dims();
+        y.reshape([b, c, out])
     };
     let kernel_kind = match p.kind {
         PoolKind::Max => lenet_kernels::PoolKind::Max,

@@ -85,20 +85,26 @@ impl Rbf {
     }
 
     /// `−y`, `y_i = Σ_j (x_j − w_ij)²`, for a batch `x` `[batch, inputs]`: `[batch, classes]`.
-    /// Computed as `|x|² + |w_i|² − 2·x·w_i`: one matrix product instead of a
-    /// `[batch, classes, inputs]` difference.
+    /// Computed as `2·x·w_i − |x|² − |w_i|²`: one matrix product instead of a
+    /// `[batch, classes, inputs]` difference. The prototypes enter as constants already
+    /// transposed, with their squared norms summed here, and `|x|²` as a product: operations
+    /// that every backend and the ONNX export have (no transpose or power of a tensor).
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let [_, inputs] = x.dims();
-        let w = Tensor::<1>::from_floats(self.prototypes.as_slice(), &x.device())
-            .reshape([self.classes, inputs]);
-        let x_sq = x.clone().powi_scalar(2).sum_dim(1);
-        let w_sq = w
-            .clone()
-            .powi_scalar(2)
-            .sum_dim(1)
-            .reshape([1, self.classes]);
-        let cross = x.matmul(w.transpose());
-        cross.mul_scalar(2.0) - x_sq - w_sq
+        let device = x.device();
+        let k = self.classes;
+        let mut transposed = vec![0.0; inputs * k];
+        let mut norms = vec![0.0; k];
+        for (i, row) in self.prototypes.chunks_exact(inputs).enumerate() {
+            for (j, &w) in row.iter().enumerate() {
+                transposed[j * k + i] = w;
+                norms[i] += w * w;
+            }
+        }
+        let w_t = Tensor::<1>::from_floats(transposed.as_slice(), &device).reshape([inputs, k]);
+        let w_sq = Tensor::<1>::from_floats(norms.as_slice(), &device).reshape([1, k]);
+        let x_sq = (x.clone() * x.clone()).sum_dim(1);
+        x.matmul(w_t).mul_scalar(2.0) - x_sq - w_sq
     }
 }
 

@@ -236,6 +236,11 @@ pub struct TrainingConfig {
     /// validation and test losses are the plain cross-entropy. None (0) by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_smoothing: Option<f32>,
+    /// Start from the weights of a trained model (its run directory, or a `.bpk` file with the
+    /// run's `config.toml` beside it) instead of fresh ones: fine-tuning, e.g. of an imported
+    /// PyTorch model. Its network must be this config's. None by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
     /// Clip the gradient norm to this value (none by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grad_clip_norm: Option<f32>,
@@ -555,6 +560,7 @@ fn default_training() -> TrainingConfig {
         early_stopping: None,
         keep_checkpoints: default_keep(),
         label_smoothing: None,
+        init_from: None,
         final_model: FinalModel::Best,
     }
 }

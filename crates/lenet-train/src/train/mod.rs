@@ -186,8 +186,23 @@ fn build_learner(
             device.device().clone().autodiff(),
         ))
     });
+    let autodiff = device.device().clone().autodiff();
+    let net = match &t.init_from {
+        // A resumed run continues from its checkpoint instead.
+        Some(from) if done_before == 0 => {
+            let weights = if from.is_dir() {
+                from.join("model.bpk")
+            } else {
+                from.clone()
+            };
+            TrainedModel::from_weights(config.clone(), &weights, autodiff, String::new())
+                .map_err(|e| TrainError::Setting(format!("training.init_from: {e}")))?
+                .net
+        }
+        _ => plan.build(&autodiff),
+    };
     let model = Classifier {
-        net: plan.build(&device.device().clone().autodiff()),
+        net,
         sdlm,
         label_smoothing: t.label_smoothing,
     };
