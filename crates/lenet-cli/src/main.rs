@@ -18,6 +18,7 @@ mod export_cmd;
 mod import_cmd;
 mod predict_cmd;
 mod process;
+mod serve_cmd;
 mod summary_cmd;
 mod train_cmd;
 mod viz_cmd;
@@ -48,6 +49,8 @@ enum Command {
     Import(import_cmd::ImportArgs),
     /// Write a trained model as ONNX, safetensors or a PyTorch state_dict file.
     Export(export_cmd::ExportArgs),
+    /// Serve the runs, a drawing playground and a prediction API over HTTP.
+    Serve(serve_cmd::ServeArgs),
     /// Download, verify and look at datasets.
     Data(data_cmd::DataArgs),
     /// List the backends and devices (CPU, GPUs) this binary can use.
@@ -88,6 +91,9 @@ fn is_usage(cause: &(dyn std::error::Error + 'static)) -> Option<bool> {
         return Some(true);
     }
     if let Some(e) = cause.downcast_ref::<lenet_exchange::ExchangeError>() {
+        return Some(e.is_usage());
+    }
+    if let Some(e) = cause.downcast_ref::<lenet_serve::ServeError>() {
         return Some(e.is_usage());
     }
     None.or_else(|| cause.downcast_ref::<TrainError>().map(TrainError::is_usage))
@@ -142,6 +148,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Viz(args) => viz_cmd::run(args),
         Command::Import(args) => import_cmd::run(args),
         Command::Export(args) => export_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
         Command::Data(args) => data_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Devices(args) => devices_cmd::run(args),

@@ -127,6 +127,29 @@ pub fn load_picture(path: &Path) -> Result<Vec<u8>, PredictError> {
     mnist_style(&img.to_luma8()).ok_or_else(|| PredictError::Blank(path.to_path_buf()))
 }
 
+/// The largest picture [`picture_from_bytes`] decodes: 4096×4096 pixels, checked from the header
+/// before any pixel is decoded, and 64 MiB of decoder memory.
+pub const MAX_PICTURE_SIDE: u32 = 4096;
+
+/// Preprocesses a PNG or JPEG picture held in memory (`name` says where it came from, in
+/// errors), refusing one larger than [`MAX_PICTURE_SIDE`] before decoding it.
+pub fn picture_from_bytes(bytes: &[u8], name: &str) -> Result<Vec<u8>, PredictError> {
+    let read = |message: String| PredictError::Read {
+        path: name.into(),
+        message,
+    };
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| read(e.to_string()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_PICTURE_SIDE);
+    limits.max_image_height = Some(MAX_PICTURE_SIDE);
+    limits.max_alloc = Some(64 << 20);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| read(e.to_string()))?;
+    mnist_style(&img.to_luma8()).ok_or_else(|| PredictError::Blank(name.into()))
+}
+
 /// The classes of one picture, most probable first: `(class, probability)`.
 pub type Ranking = Vec<(usize, f32)>;
 
