@@ -330,7 +330,7 @@ pub fn map_keys(
             for p in ps {
                 let pos = members
                     .iter()
-                    .position(|&i| split_key(&renamed[i]).1 == role_in_file(p));
+                    .position(|&i| split_key(&renamed[i]).1 == p.role);
                 match pos {
                     Some(pos) => {
                         let i = members.remove(pos);
@@ -379,11 +379,6 @@ pub fn map_keys(
     }
     rows.sort_by_key(|r| params.iter().position(|p| p.name == r.target));
     Ok(rows)
-}
-
-/// The last part of a lenet parameter's name as PyTorch files write it.
-fn role_in_file(p: &Parameter) -> &str {
-    &p.role
 }
 
 fn row(

@@ -61,6 +61,12 @@ pub struct Rbf {
     prototypes: Vec<f32>,
     #[module(skip)]
     classes: usize,
+    /// The prototypes transposed, `[inputs][classes]`, and their squared norms `[classes]`:
+    /// worked out once here rather than in every forward pass.
+    #[module(skip)]
+    transposed: Vec<f32>,
+    #[module(skip)]
+    norms: Vec<f32>,
 }
 
 impl Rbf {
@@ -71,10 +77,22 @@ impl Rbf {
     /// checked by `the_shipped_bitmaps_are_ten_distinct_digits`.
     pub fn digits() -> Rbf {
         match digit_prototypes() {
-            Ok(prototypes) => Rbf {
-                prototypes,
-                classes: CLASSES,
-            },
+            Ok(prototypes) => {
+                let mut transposed = vec![0.0; INPUTS * CLASSES];
+                let mut norms = vec![0.0; CLASSES];
+                for (i, row) in prototypes.chunks_exact(INPUTS).enumerate() {
+                    for (j, &w) in row.iter().enumerate() {
+                        transposed[j * CLASSES + i] = w;
+                        norms[i] += w * w;
+                    }
+                }
+                Rbf {
+                    prototypes,
+                    classes: CLASSES,
+                    transposed,
+                    norms,
+                }
+            }
             Err(e) => panic!("lenet-model was built with broken RBF prototypes: {e}"),
         }
     }
@@ -87,22 +105,15 @@ impl Rbf {
     /// `−y`, `y_i = Σ_j (x_j − w_ij)²`, for a batch `x` `[batch, inputs]`: `[batch, classes]`.
     /// Computed as `2·x·w_i − |x|² − |w_i|²`: one matrix product instead of a
     /// `[batch, classes, inputs]` difference. The prototypes enter as constants already
-    /// transposed, with their squared norms summed here, and `|x|²` as a product: operations
+    /// transposed, with their squared norms (both from [`Rbf::digits`]), and `|x|²` as a product: operations
     /// that every backend and the ONNX export have (no transpose or power of a tensor).
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let [_, inputs] = x.dims();
         let device = x.device();
         let k = self.classes;
-        let mut transposed = vec![0.0; inputs * k];
-        let mut norms = vec![0.0; k];
-        for (i, row) in self.prototypes.chunks_exact(inputs).enumerate() {
-            for (j, &w) in row.iter().enumerate() {
-                transposed[j * k + i] = w;
-                norms[i] += w * w;
-            }
-        }
-        let w_t = Tensor::<1>::from_floats(transposed.as_slice(), &device).reshape([inputs, k]);
-        let w_sq = Tensor::<1>::from_floats(norms.as_slice(), &device).reshape([1, k]);
+        let w_t =
+            Tensor::<1>::from_floats(self.transposed.as_slice(), &device).reshape([inputs, k]);
+        let w_sq = Tensor::<1>::from_floats(self.norms.as_slice(), &device).reshape([1, k]);
         let x_sq = (x.clone() * x.clone()).sum_dim(1);
         x.matmul(w_t).mul_scalar(2.0) - x_sq - w_sq
     }
