@@ -30,6 +30,14 @@ pub struct ServeArgs {
     /// milliseconds (0: no batching).
     #[arg(long, default_value_t = 2.0, value_name = "MS")]
     batch_window: f64,
+    /// Dataset root for the runs' test-set evaluations (default: $LENET_DATA_DIR, else
+    /// ./data); the server never downloads.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Where evaluations are cached (default: RUNS/.lenet-serve-cache): the only thing the
+    /// server writes.
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
 }
 
 /// Runs `lenet serve` until Ctrl-C.
@@ -45,6 +53,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             window: Duration::from_secs_f64(args.batch_window / 1000.0),
             ..Batching::default()
         },
+        data_dir: lenet_data::resolve_data_root(args.data_dir.as_deref()),
+        cache: args.cache.clone(),
     };
     let state = app(&options)?;
     let interrupter = crate::process::ctrl_c_interrupter();
@@ -60,8 +70,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map_err(|e| crate::UsageError(format!("cannot listen on {address}: {e}")))?;
         let local = listener.local_addr()?;
         println!(
-            "serving {} on http://{local}/ (Ctrl-C to stop)",
-            args.runs.display()
+            "serving {} on http://{local}/ (Ctrl-C to stop); evaluations cached in {}",
+            args.runs.display(),
+            options.cache_dir().display()
         );
         let shutdown = async move {
             while !interrupter.should_stop() {

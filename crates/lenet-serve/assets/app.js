@@ -109,13 +109,22 @@ async function runsPage() {
 async function runPage() {
   const id = decodeURIComponent(location.pathname.split("/").pop());
   el("play").href = `/playground?run=${encodeURIComponent(id)}`;
+  // The weights' pictures and evaluation, once the run has weights (again when it finishes).
+  let weightsShown = null;
   const show = (d) => {
     const r = d.run;
     el("title").textContent = `${r.id}: ${r.model} on ${r.dataset}`;
     el("summary").innerHTML = `${r.parameters.toLocaleString("en")} parameters, epoch ${r.epochs} of ${r.epochs_planned},
       best validation ${pct(r.best_valid_accuracy)}, test ${pct(r.test_accuracy)}, ${r.backend},
-      <span class="status-${r.status}">${r.status}</span>`;
+      <span class="status-${r.status}" id="status">${r.status}</span>`;
     el("config").textContent = d.config;
+    if (r.has_model && weightsShown !== r.status) {
+      weightsShown = r.status;
+      evaluation(id);
+      filters(id);
+    } else if (!r.has_model) {
+      el("evaluated").textContent = "(when the run has weights)";
+    }
   };
   const plot = (rows) => {
     drawChart(el("loss"), [
@@ -129,8 +138,8 @@ async function runPage() {
   };
   try {
     const d = await getJSON(`/api/runs/${encodeURIComponent(id)}`);
-    show(d);
     plot(d.metrics);
+    show(d);
   } catch (err) { el("summary").innerHTML = `<span class="error">${err.message}</span>`; return; }
   const events = new EventSource(`/api/runs/${encodeURIComponent(id)}/events`);
   events.addEventListener("metrics", (e) => {
@@ -138,10 +147,47 @@ async function runPage() {
     plot(JSON.parse(e.data));
     getJSON(`/api/runs/${encodeURIComponent(id)}`).then(show).catch(() => {});
   });
+}
+
+// The run's filters, one picture per convolution.
+function filters(id) {
   getJSON(`/api/runs/${encodeURIComponent(id)}/filters`)
     .then((f) => (el("filters").innerHTML = f.filters.map((x) =>
       `<figure><figcaption>${x.layer}</figcaption><img src="${x.png}" alt="${x.layer}"></figure>`).join("")))
     .catch((err) => (el("filters").innerHTML = `<span class="error">${err.message}</span>`));
+}
+
+// The run's test-set evaluation: the confusion matrix (cells shaded by their share of the row),
+// per-class recall, and the first misclassified images.
+async function evaluation(id) {
+  el("evaluated").textContent = "(evaluating…)";
+  let e;
+  try { e = await getJSON(`/api/runs/${encodeURIComponent(id)}/evaluation`); }
+  catch (err) { el("evaluated").innerHTML = `<span class="error">${err.message}</span>`; return; }
+  const names = e.class_names;
+  el("evaluated").textContent = `${e.dataset}: ${e.correct.toLocaleString("en")} / ${e.num_samples.toLocaleString("en")} correct
+    (${pct(e.accuracy)})${e.cached ? ", cached" : ""}`;
+  const head = `<tr><th></th>${names.map((n) => `<th>${n}</th>`).join("")}</tr>`;
+  const rows = e.confusion_matrix.map((row, t) => {
+    const total = row.reduce((a, b) => a + b, 0) || 1;
+    return `<tr><th>${names[t]}</th>${row.map((v, p) => {
+      const share = v / total;
+      const hue = p === t ? "22,163,74" : "220,38,38";
+      const shade = v === 0 ? 0 : Math.max(0.08, p === t ? share : Math.min(1, share * 8));
+      return `<td class="${p === t ? "hit" : ""}" style="background:rgba(${hue},${shade.toFixed(2)})"
+        title="true ${names[t]}, predicted ${names[p]}: ${v}">${v}</td>`;
+    }).join("")}</tr>`;
+  });
+  el("confusion").innerHTML = head + rows.join("");
+  el("classes").innerHTML = `<table><tr><th>class</th><th>precision</th><th>recall</th><th>images</th></tr>
+    ${e.per_class.map((c) => `<tr><td>${c.name}</td><td>${pct(c.precision)}</td><td>${pct(c.recall)}</td>
+    <td>${c.support}</td></tr>`).join("")}</table>`;
+  el("wrong-title").textContent = e.misclassified_total
+    ? `Misclassified: the first ${e.misclassified.length} of ${e.misclassified_total} (true → predicted, probability)`
+    : "No misclassified images";
+  el("misclassified").innerHTML = e.misclassified.map((m) =>
+    `<figure><img src="${m.png}" alt="test image ${m.index}" title="test image ${m.index}">
+     <figcaption>${names[m.label]} → ${names[m.predicted]} (${m.probability.toFixed(2)})</figcaption></figure>`).join("");
 }
 
 // ---- playground ----

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ServeError;
+use crate::evaluation::Evaluations;
 use crate::predictor::{png_url, Predictor};
 use crate::runs::{detail, metrics_json, Runs};
 use crate::{assets, MAX_BODY};
@@ -28,6 +29,8 @@ pub struct AppState {
     pub runs: Runs,
     /// The prediction worker.
     pub predictor: Predictor,
+    /// The runs' test-set evaluations, computed on demand and cached.
+    pub evaluations: Evaluations,
 }
 
 type Shared = State<Arc<AppState>>;
@@ -54,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/runs/{id}", get(run_detail))
         .route("/api/runs/{id}/events", get(run_events))
         .route("/api/runs/{id}/filters", get(run_filters))
+        .route("/api/runs/{id}/evaluation", get(run_evaluation))
         .route("/api/predict", post(predict))
         .fallback(|| async { ServeError::NotFound("no such page or endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -79,38 +83,41 @@ async fn run_detail(State(s): Shared, Path(id): Path<String>) -> Result<Json<Val
         .map(Json)
 }
 
-/// Server-sent events: the run's metrics now, and again whenever `metrics.csv` changes (checked
-/// twice a second), so that a page follows a run while `lenet train` writes it.
+/// Server-sent events: the run's metrics now, and again whenever `metrics.csv`, `summary.json`
+/// or `model.bpk` changes (checked twice a second), so that a page follows a run while
+/// `lenet train` writes it, to its end.
 async fn run_events(
     State(s): Shared,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ServeError> {
     let dir = s.runs.dir(&id)?;
-    let file = dir.join("metrics.csv");
-    let stamp = |f: &std::path::Path| {
-        std::fs::metadata(f)
-            .ok()
-            .map(|m| (m.modified().ok(), m.len()))
+    type Stamp = Vec<Option<(Option<SystemTime>, u64)>>;
+    let stamp = |dir: &std::path::Path| -> Stamp {
+        ["metrics.csv", "summary.json", "model.bpk"]
+            .iter()
+            .map(|f| {
+                std::fs::metadata(dir.join(f))
+                    .ok()
+                    .map(|m| (m.modified().ok(), m.len()))
+            })
+            .collect()
     };
-    let events = stream::unfold(
-        (None::<Option<(Option<SystemTime>, u64)>>, dir, file),
-        move |(last, dir, file)| async move {
-            loop {
-                let now = stamp(&file);
-                if last.as_ref() != Some(&now) {
-                    let rows = RunDir::open(&dir)
-                        .ok()
-                        .and_then(|r| r.read_metrics().ok())
-                        .unwrap_or_default();
-                    let event = Event::default()
-                        .event("metrics")
-                        .data(metrics_json(&rows).to_string());
-                    return Some((Ok(event), (Some(now), dir, file)));
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = stream::unfold((None::<Stamp>, dir), move |(last, dir)| async move {
+        loop {
+            let now = stamp(&dir);
+            if last.as_ref() != Some(&now) {
+                let rows = RunDir::open(&dir)
+                    .ok()
+                    .and_then(|r| r.read_metrics().ok())
+                    .unwrap_or_default();
+                let event = Event::default()
+                    .event("metrics")
+                    .data(metrics_json(&rows).to_string());
+                return Some((Ok(event), (Some(now), dir)));
             }
-        },
-    );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
@@ -130,6 +137,19 @@ async fn run_filters(State(s): Shared, Path(id): Path<String>) -> Result<Json<Va
     .await
     .map_err(|e| ServeError::Internal(e.to_string()))?
     .map(Json)
+}
+
+/// The run's test-set evaluation: accuracy, per-class metrics, the confusion matrix and the
+/// first misclassified images (computed on the first request, then cached).
+async fn run_evaluation(
+    State(s): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ServeError> {
+    let dir = s.runs.dir(&id)?;
+    tokio::task::spawn_blocking(move || s.evaluations.get(&id, &dir))
+        .await
+        .map_err(|e| ServeError::Internal(e.to_string()))?
+        .map(Json)
 }
 
 /// `POST /api/predict` query.

@@ -74,6 +74,8 @@ fn options(root: &Path, window_ms: u64) -> Options {
             window: Duration::from_millis(window_ms),
             ..Batching::default()
         },
+        data_dir: lenet_data::testing::real_data_root(),
+        cache: None,
     }
 }
 
@@ -346,6 +348,122 @@ fn bad_requests_get_4xx_json_and_the_server_keeps_serving() {
     );
     assert_eq!(status, 404);
     assert_eq!(get(&format!("{base}/healthz")).0, 200);
+}
+
+/// The files under `dir`, relative, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The run page's test-set evaluation on real MNIST: the counts PyTorch found for the same
+/// weights, the confusion matrix's rows are MNIST's test classes, computed once and then read
+/// from the cache directory (the only thing written under the runs directory), again after the
+/// weights change.
+#[test]
+fn evaluation_matches_pytorch_and_is_cached() {
+    let data = lenet_data::testing::real_data_root();
+    if !data.join("mnist").is_dir() {
+        lenet_data::testing::unavailable(&format!("no MNIST under {}", data.display()));
+        return;
+    }
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../lenet-cli/tests/fixtures/pytorch/expected.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let pytorch_correct = expected["files"]["lenet5-sequential.pt"]["test_correct"]
+        .as_u64()
+        .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let run = make_run(root.path(), "evaluated");
+    let before = files_under(root.path());
+    let base = start(options(root.path(), 2));
+
+    let (status, body) = get(&format!("{base}/api/runs/evaluated/evaluation"));
+    assert_eq!(status, 200, "{body}");
+    let e: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(e["cached"], false);
+    assert_eq!(e["num_samples"], 10_000);
+    assert_eq!(e["correct"].as_u64().unwrap(), pytorch_correct);
+    let matrix: Vec<Vec<u64>> = serde_json::from_value(e["confusion_matrix"].clone()).unwrap();
+    // MNIST's test set: images per digit (LeCun et al.'s published counts).
+    let per_digit = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
+    for (digit, row) in matrix.iter().enumerate() {
+        assert_eq!(row.iter().sum::<u64>(), per_digit[digit], "digit {digit}");
+    }
+    let diagonal: u64 = (0..10).map(|c| matrix[c][c]).sum();
+    assert_eq!(diagonal, pytorch_correct);
+    assert_eq!(e["misclassified_total"], 10_000 - pytorch_correct);
+    let shown = e["misclassified"].as_array().unwrap();
+    assert_eq!(shown.len(), lenet_serve::evaluation::MISCLASSIFIED_SHOWN);
+    for m in shown {
+        assert_ne!(m["label"], m["predicted"], "{m}");
+        let (t, p) = (
+            m["label"].as_u64().unwrap(),
+            m["predicted"].as_u64().unwrap(),
+        );
+        assert!(matrix[t as usize][p as usize] > 0);
+        assert!(m["png"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,"));
+    }
+
+    // Again: from the cache, the same answer.
+    let (_, body) = get(&format!("{base}/api/runs/evaluated/evaluation"));
+    let again: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(again["cached"], true);
+    assert_eq!(again["confusion_matrix"], e["confusion_matrix"]);
+    let after = files_under(root.path());
+    let new: Vec<&String> = after.iter().filter(|f| !before.contains(f)).collect();
+    assert_eq!(
+        new,
+        [&format!(
+            "{}/evaluated/evaluation-test.json",
+            lenet_serve::DEFAULT_CACHE
+        )]
+    );
+
+    // New weights (a run that went on training): evaluated afresh.
+    let weights = run.join("model.bpk");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&weights, &bytes).unwrap();
+    let (_, body) = get(&format!("{base}/api/runs/evaluated/evaluation"));
+    let fresh: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(fresh["cached"], false);
+    assert_eq!(fresh["correct"], e["correct"]);
+
+    // A run without weights, and one whose dataset is not there: 409, and the reason.
+    std::fs::remove_file(&weights).unwrap();
+    let (status, body) = get(&format!("{base}/api/runs/evaluated/evaluation"));
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("no weights"), "{body}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    make_run(root.path(), "nodata");
+    let base = start(Options {
+        data_dir: elsewhere.path().to_path_buf(),
+        ..options(root.path(), 2)
+    });
+    let (status, body) = get(&format!("{base}/api/runs/nodata/evaluation"));
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("--data-dir"), "{body}");
 }
 
 /// Resident memory of this process, in KiB (Linux), if known.
