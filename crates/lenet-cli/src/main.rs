@@ -20,6 +20,7 @@ mod predict_cmd;
 mod process;
 mod serve_cmd;
 mod summary_cmd;
+mod sweep_cmd;
 mod train_cmd;
 mod viz_cmd;
 
@@ -51,6 +52,8 @@ enum Command {
     Export(export_cmd::ExportArgs),
     /// Serve the runs, a drawing playground and a prediction API over HTTP.
     Serve(serve_cmd::ServeArgs),
+    /// Many runs: plan a sweep (grid, random, seeds), run it here or on SLURM/Kubernetes, report.
+    Sweep(sweep_cmd::SweepArgs),
     /// Download, verify and look at datasets.
     Data(data_cmd::DataArgs),
     /// List the backends and devices (CPU, GPUs) this binary can use.
@@ -95,6 +98,18 @@ fn is_usage(cause: &(dyn std::error::Error + 'static)) -> Option<bool> {
     }
     if let Some(e) = cause.downcast_ref::<lenet_serve::ServeError>() {
         return Some(e.is_usage());
+    }
+    if cause.is::<lenet_sweep::SpecError>() {
+        return Some(true);
+    }
+    if let Some(e) = cause.downcast_ref::<lenet_sweep::PlanError>() {
+        return Some(e.is_usage());
+    }
+    if let Some(e) = cause.downcast_ref::<lenet_sweep::trial::TrialError>() {
+        // A training failure decides through its own cause.
+        if !matches!(e, lenet_sweep::trial::TrialError::Train { .. }) {
+            return Some(e.is_usage());
+        }
     }
     None.or_else(|| cause.downcast_ref::<TrainError>().map(TrainError::is_usage))
         .or_else(|| cause.downcast_ref::<RunError>().map(RunError::is_usage))
@@ -149,6 +164,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Import(args) => import_cmd::run(args),
         Command::Export(args) => export_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(args),
+        Command::Sweep(args) => sweep_cmd::run(args),
         Command::Data(args) => data_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Devices(args) => devices_cmd::run(args),

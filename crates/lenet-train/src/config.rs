@@ -439,6 +439,9 @@ pub struct BackendConfig {
     /// (burn-train's multi-device strategy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<usize>,
+    /// How several devices share the work: `multi` (the default) or `ddp`.
+    #[serde(default, skip_serializing_if = "Strategy::is_default")]
+    pub strategy: Strategy,
 }
 
 impl Default for BackendConfig {
@@ -447,7 +450,29 @@ impl Default for BackendConfig {
             kind: BackendKind::Flex,
             device: None,
             devices: Vec::new(),
+            strategy: Strategy::default(),
         }
+    }
+}
+
+/// `backend.strategy`: how the devices of `backend.devices` train together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// burn-train's multi-device strategy: each device computes the gradients of its batch, the
+    /// first device adds them up and takes the optimizer step.
+    #[default]
+    Multi,
+    /// Distributed data parallel (burn-train's `ExecutionStrategy::ddp`): one replica per device,
+    /// each on its own shard of the epoch, the gradients averaged across devices (all-reduce)
+    /// inside the backward pass; the same step as one device with `devices × batch_size` images.
+    /// Burn 0.22 has the all-reduce on CUDA only (NCCL).
+    Ddp,
+}
+
+impl Strategy {
+    fn is_default(&self) -> bool {
+        *self == Strategy::Multi
     }
 }
 
@@ -753,6 +778,24 @@ impl RunConfig {
                 b.devices[0]
             ));
         }
+        let mut distinct = b.devices.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if b.strategy == Strategy::Ddp && distinct.len() != b.devices.len() {
+            return Err(format!(
+                "backend.devices: {:?} names a device twice; with strategy = \"ddp\" each device \
+                 holds one replica",
+                b.devices
+            ));
+        }
+        if b.strategy == Strategy::Ddp && b.kind != BackendKind::Cuda {
+            return Err(format!(
+                "backend.strategy = \"ddp\": Burn 0.22 has the gradient all-reduce only on CUDA \
+                 (NCCL), not on {}; use kind = \"cuda\", or the default strategy (\"multi\") with \
+                 backend.devices",
+                b.kind
+            ));
+        }
         match (self.data.dataset, &self.data.custom) {
             (DatasetName::Custom, None) => return Err(NO_CUSTOM_TABLE.into()),
             (DatasetName::Custom, Some(c)) if c.class_names.len() != self.model.num_classes => {
@@ -829,6 +872,59 @@ mod tests {
             Ok(c) => panic!("expected an error, got {c:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn ddp_needs_cuda_and_distinct_devices() {
+        let e = err(
+            BASE,
+            &["backend.strategy=\"ddp\"", "backend.devices=[0, 1]"],
+        );
+        assert!(e.contains("backend.strategy = \"ddp\""), "{e}");
+        assert!(
+            e.contains("only on CUDA") && e.contains("not on flex"),
+            "{e}"
+        );
+        for kind in ["ndarray", "wgpu", "auto"] {
+            let e = err(
+                BASE,
+                &[
+                    "backend.strategy=\"ddp\"",
+                    &format!("backend.kind=\"{kind}\""),
+                    "backend.devices=[0, 1]",
+                ],
+            );
+            assert!(e.contains(&format!("not on {kind}")), "{e}");
+        }
+        let e = err(
+            BASE,
+            &[
+                "backend.kind=\"cuda\"",
+                "backend.strategy=\"ddp\"",
+                "backend.devices=[0, 0]",
+            ],
+        );
+        assert!(e.contains("names a device twice"), "{e}");
+        // The multi-device strategy may share one device between workers (tested on the CPU).
+        RunConfig::parse(BASE, "run.toml", &["backend.devices=[0, 0]".into()]).unwrap();
+        let e = err(BASE, &["backend.strategy=\"ring\""]);
+        assert!(e.contains("backend.strategy"), "{e}");
+        let c = RunConfig::parse(
+            BASE,
+            "run.toml",
+            &[
+                "backend.kind=\"cuda\"".into(),
+                "backend.strategy=\"ddp\"".into(),
+                "backend.devices=[0, 1]".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.backend.strategy, Strategy::Ddp);
+        // Written back and read again; the default is not written (older runs stay the same).
+        let again = RunConfig::parse(&c.to_toml_string().unwrap(), "again", &[]).unwrap();
+        assert_eq!(again.backend, c.backend);
+        let plain = RunConfig::parse(BASE, "run.toml", &[]).unwrap();
+        assert!(!plain.to_toml_string().unwrap().contains("strategy"));
     }
 
     #[test]

@@ -419,6 +419,7 @@ mod tests {
             kind: BackendKind::Flex,
             device: None,
             devices: devices.to_vec(),
+            ..BackendConfig::default()
         }
     }
 

@@ -3,6 +3,8 @@
 //! * [`curves`]: loss, accuracy and learning rate against the epoch, as PNG and SVG
 //!   ([`write_curves`]).
 //! * [`confusion`]: a confusion matrix heat map ([`write_confusion`]).
+//! * [`scatter`]: a value against a setting, e.g. a sweep's accuracy against its learning rate
+//!   ([`write_scatter`]).
 //! * [`grid`]: grids of small grayscale images such as misclassified digits, learned filters or
 //!   feature maps ([`write_grid`]).
 //!
@@ -31,9 +33,11 @@ mod error;
 mod font;
 pub mod grid;
 mod render;
+pub mod scatter;
 
 pub use confusion::{confusion_png, confusion_size, write_confusion};
 pub use curves::{curves_png, curves_svg, write_curves, Curves, Series};
 pub use error::VizError;
 pub use grid::{grid_png, grid_size, tile_origin, write_grid, Grid, Scale, Tile};
 pub use lenet_io::png_bytes;
+pub use scatter::{scatter_png, write_scatter, Scatter, XAxis};

@@ -25,6 +25,8 @@ pub struct EpochOrder {
     augment: Option<u64>,
     draws: Vec<AtomicU32>,
     orders: Mutex<HashMap<u32, Arc<Vec<usize>>>>,
+    /// Items served per epoch: all of them, or fewer (see [`EpochOrder::multiple_of`]).
+    len: usize,
 }
 
 /// SplitMix64: a fast, well-mixed hash of a 64-bit value.
@@ -58,12 +60,22 @@ impl EpochOrder {
             .map(|_| AtomicU32::new(first_epoch))
             .collect();
         EpochOrder {
+            len: indices.len(),
             indices,
             shuffle,
             augment,
             draws,
             orders: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Serves only the first positions of each epoch's order, as many as the largest multiple
+    /// of `n` (data-parallel training deals the epoch out to `n` devices in equal shards, so that
+    /// every device takes the same number of steps; each epoch leaves out other images).
+    pub fn multiple_of(mut self, n: usize) -> Self {
+        let n = n.max(1);
+        self.len = self.indices.len() - self.indices.len() % n;
+        self
     }
 
     /// The order of the items in `epoch`.
@@ -113,13 +125,31 @@ impl BurnDataset<ImageItem> for EpochOrder {
     }
 
     fn len(&self) -> usize {
-        self.indices.len()
+        self.len
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_capped_order_serves_a_multiple_and_leaves_out_other_images_each_epoch() {
+        let order = EpochOrder::training((0..10).collect(), 3, false, 0).multiple_of(4);
+        assert_eq!(order.len(), 8);
+        let epoch = |o: &EpochOrder| -> Vec<usize> {
+            (0..o.len()).map(|i| o.get(i).unwrap().index).collect()
+        };
+        let first = epoch(&order);
+        let second = epoch(&order);
+        let left_out = |e: &[usize]| -> Vec<usize> { (0..10).filter(|i| !e.contains(i)).collect() };
+        assert_eq!(left_out(&first).len(), 2);
+        assert_ne!(left_out(&first), left_out(&second));
+        assert_eq!(
+            EpochOrder::plain((0..10).collect()).multiple_of(1).len(),
+            10
+        );
+    }
 
     fn epoch(s: &EpochOrder) -> Vec<ImageItem> {
         (0..s.len()).map(|i| s.get(i).unwrap()).collect()

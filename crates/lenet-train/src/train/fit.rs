@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::module::Module;
+use burn::tensor::distributed::{DistributedConfig, ReduceOperation};
 use burn::train::checkpoint::{
     ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
 };
@@ -21,7 +22,7 @@ use burn::train::{
 use lenet_model::ConvNet;
 
 use crate::classifier::Classifier;
-use crate::config::{BackendKind, RunConfig};
+use crate::config::{BackendKind, RunConfig, Strategy};
 use crate::data::{EpochOrder, ImageBatch, Part, RunData, Subset};
 use crate::device::Selected;
 use crate::pictures;
@@ -138,7 +139,7 @@ fn supervised_training(
         .metric_train_numeric(LearningRateMetric::new())
         .with_default_checkpointers()
         .with_checkpointing_strategy(checkpoints)
-        .with_training_strategy(strategy(device).into())
+        .with_training_strategy(strategy(device, config.backend.strategy).into())
         .with_application_logger(None)
         .with_interrupter(interrupter.clone())
         .num_epochs(t.epochs);
@@ -185,12 +186,17 @@ fn loaders(
             .resident(&part.indices, device.device()),
         false => part.batcher.clone(),
     };
-    let order = EpochOrder::training(
+    let mut order = EpochOrder::training(
         data.train.indices.clone(),
         t.seed,
         config.data.augment.enabled,
         first_epoch as u32,
     );
+    // DDP deals the epoch out in contiguous shards; equal shards keep the devices in step (a
+    // device with one batch more would wait for the others' gradients forever).
+    if config.backend.strategy == Strategy::Ddp {
+        order = order.multiple_of(device.devices.len());
+    }
     let train = DataLoaderBuilder::new(batcher(&data.train))
         .batch_size(t.batch_size)
         .num_workers(t.num_workers)
@@ -204,16 +210,30 @@ fn loaders(
     (train, valid)
 }
 
-/// One device, or burn-train's data-parallel strategy over several: the batches are dealt out to
-/// the devices, and the gradients of one batch per device are added up on the first device,
-/// which takes the optimizer step.
-fn strategy(device: &Selected) -> ExecutionStrategy {
-    match device.devices.as_slice() {
-        [one] => ExecutionStrategy::single(one.clone().autodiff()),
-        many => ExecutionStrategy::multi(
-            many.iter().map(|d| d.clone().autodiff()).collect(),
-            MultiDeviceOptim::OptimMainDevice,
+/// One device, or a data-parallel strategy over several: burn-train's multi-device strategy
+/// (the batches dealt out to the devices, the gradients of one batch per device added up on the
+/// first device, which takes the optimizer step), or DDP (a replica per device on its own shard
+/// of the epoch, gradients averaged by an all-reduce inside the backward pass; CUDA only, which
+/// the config checks).
+fn strategy(device: &Selected, kind: Strategy) -> ExecutionStrategy {
+    let autodiff = || {
+        device
+            .devices
+            .iter()
+            .map(|d| d.clone().autodiff())
+            .collect()
+    };
+    match (kind, device.devices.as_slice()) {
+        (Strategy::Ddp, _) => ExecutionStrategy::ddp(
+            autodiff(),
+            DistributedConfig {
+                all_reduce_op: ReduceOperation::Mean,
+            },
         ),
+        (Strategy::Multi, [one]) => ExecutionStrategy::single(one.clone().autodiff()),
+        (Strategy::Multi, _) => {
+            ExecutionStrategy::multi(autodiff(), MultiDeviceOptim::OptimMainDevice)
+        }
     }
 }
 
