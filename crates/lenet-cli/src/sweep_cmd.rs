@@ -2,7 +2,7 @@
 //! scheduler's task), hand it to SLURM or Kubernetes, and report.
 //!
 //! Here, each trial runs as a child process (`lenet sweep run DIR --trial I`, in a process group
-//! of its own, output in `trials/<id>/train.log`) with the cores divided between them
+//! of its own, output in `trials/ID/train.log`) with the cores divided between them
 //! (`RAYON_NUM_THREADS`); Ctrl-C stops every child at the end of its batch (its weights kept for
 //! the next run to resume) and the pool with exit code 130.
 
@@ -29,7 +29,7 @@ pub struct SweepArgs {
 
 #[derive(Subcommand, Debug)]
 enum SweepCommand {
-    /// Expand a sweep file into trials: DIR/trials/<id>/config.toml and a table of trials.
+    /// Expand a sweep file into trials: DIR/trials/ID/config.toml and a table of trials.
     Plan(PlanArgs),
     /// Run the sweep's unfinished trials here, N at a time, or one trial (--trial).
     Run(RunArgs),
@@ -114,7 +114,7 @@ struct K8sArgs {
     /// Where the claim is mounted in the container.
     #[arg(long, default_value = "/work")]
     mount: String,
-    /// The sweep directory as the pods see it (default: MOUNT/<the directory's name>).
+    /// The sweep directory as the pods see it (default: MOUNT/NAME, NAME the directory name).
     #[arg(long)]
     pod_dir: Option<String>,
     /// The data root as the pods see it (default: MOUNT/data).

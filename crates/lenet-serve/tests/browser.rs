@@ -12,18 +12,19 @@
 //! With `LENET_SCREENSHOTS=DIR` the pages are also saved as PNG screenshots into DIR (the
 //! pictures in `docs/serve.md`).
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use burn::tensor::Device;
+use common::{options, pytorch_run, start};
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
-use lenet_serve::{app, serve, Batching, Options};
-use lenet_train::{DataOptions, DisplayMode, RunConfig, RunDir, TrainOptions};
+use lenet_train::{DataOptions, DisplayMode, RunConfig, TrainOptions};
 use serde_json::{json, Value};
 
 /// One browser at a time: the machine has two cores, and the live test times epochs.
@@ -175,49 +176,6 @@ async fn screenshot(client: &Client, name: &str) {
     }
 }
 
-/// Starts a server on a free loopback port; returns its base URL.
-fn start(runs: &Path) -> String {
-    let state = app(&Options {
-        runs: runs.to_path_buf(),
-        checkpoint: None,
-        backend: None,
-        batching: Batching::default(),
-        data_dir: lenet_data::testing::real_data_root(),
-        cache: None,
-    })
-    .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            serve(listener, state, std::future::pending())
-                .await
-                .unwrap();
-        });
-    });
-    format!("http://{}", rx.recv().unwrap())
-}
-
-/// A run directory `root/id` with LeNet-5 and the weights PyTorch trained for the import tests
-/// (97.9 % on MNIST's test set).
-fn pytorch_run(root: &Path, id: &str) {
-    let config = RunConfig::parse("[model]\npreset = \"lenet5\"\n", "test", &[]).unwrap();
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../lenet-cli/tests/fixtures/pytorch/lenet5-sequential.pt");
-    let weights = lenet_exchange::read_weights(&fixture, None).unwrap();
-    let net = config.model.init(&Device::flex()).unwrap();
-    let (net, _) = lenet_exchange::import_into(net, &weights.tensors, &[]).unwrap();
-    let run = RunDir::create(&root.join(id)).unwrap();
-    run.write_config(&config).unwrap();
-    run.write_model(net).unwrap();
-}
-
 /// A stroke through `points` (pixels from the canvas's centre), drawn with the mouse.
 fn stroke(id: &str, pad: &fantoccini::elements::Element, points: &[(f64, f64)]) -> MouseActions {
     let to = |&(x, y): &(f64, f64)| PointerAction::MoveToElement {
@@ -279,7 +237,7 @@ fn playground_draws_a_digit_and_shows_the_prediction_and_feature_maps() {
     let Some(driver) = driver() else { return };
     let runs = tempfile::tempdir().unwrap();
     pytorch_run(runs.path(), "lenet5-pytorch");
-    let base = start(runs.path());
+    let base = start(options(runs.path(), 2));
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let client = browser(&driver).await;
         client
@@ -368,7 +326,7 @@ fn run_page_follows_a_training_run_live_and_shows_its_evaluation() {
     let Some(driver) = driver() else { return };
     let runs = tempfile::tempdir().unwrap();
     pytorch_run(runs.path(), "lenet5-pytorch");
-    let base = start(runs.path());
+    let base = start(options(runs.path(), 2));
 
     // A short real run: 3 epochs of 6,000 MNIST images, trained while the page is open.
     let epochs = 3;
@@ -490,25 +448,20 @@ fn run_page_follows_a_training_run_live_and_shows_its_evaluation() {
             v.as_array().is_some_and(|a| a.len() == 2)
         })
         .await;
-        client
-            .find(Locator::Css("th[data-key=id]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let sorted = client.execute(ids, vec![]).await.unwrap();
         // A first click sorts descending, a second ascending.
-        assert_eq!(sorted, json!(["live", "lenet5-pytorch"]));
-        client
-            .find(Locator::Css("th[data-key=id]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let sorted = client.execute(ids, vec![]).await.unwrap();
-        assert_eq!(sorted, json!(["lenet5-pytorch", "live"]));
+        for expected in [
+            json!(["live", "lenet5-pytorch"]),
+            json!(["lenet5-pytorch", "live"]),
+        ] {
+            client
+                .find(Locator::Css("th[data-key=id]"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            assert_eq!(client.execute(ids, vec![]).await.unwrap(), expected);
+        }
         let status = client
             .execute(
                 "return [...document.querySelectorAll('#runs tbody tr')]\

@@ -8,24 +8,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use burn::tensor::Device;
-use lenet_serve::{app, serve, Batching, Options};
+mod common;
+
+use common::{options, pytorch_run, start};
+use lenet_serve::Options;
+use lenet_train::data::Subset;
 use lenet_train::run::metrics::MetricRow;
-use lenet_train::{data::Subset, RunConfig, RunDir};
 use serde_json::Value;
 
 /// A run directory `root/id` holding the PyTorch-trained LeNet-5 and two epochs of metrics.
 fn make_run(root: &Path, id: &str) -> PathBuf {
-    let config = RunConfig::parse("[model]\npreset = \"lenet5\"\n", "test", &[]).unwrap();
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../lenet-cli/tests/fixtures/pytorch/lenet5-sequential.pt");
-    let weights = lenet_exchange::read_weights(&fixture, None).unwrap();
-    let net = config.model.init(&Device::flex()).unwrap();
-    let (net, _) = lenet_exchange::import_into(net, &weights.tensors, &[]).unwrap();
-    let dir = root.join(id);
-    let run = RunDir::create(&dir).unwrap();
-    run.write_config(&config).unwrap();
-    run.write_model(net).unwrap();
+    let run = pytorch_run(root, id);
     let rows: Vec<MetricRow> = (1..=2)
         .flat_map(|epoch| {
             [Subset::Train, Subset::Valid].map(|split| MetricRow {
@@ -41,42 +34,7 @@ fn make_run(root: &Path, id: &str) -> PathBuf {
         })
         .collect();
     run.write_metrics(&rows).unwrap();
-    dir
-}
-
-/// Starts a server on a free loopback port; returns its base URL.
-fn start(options: Options) -> String {
-    let state = app(&options).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            serve(listener, state, std::future::pending())
-                .await
-                .unwrap();
-        });
-    });
-    format!("http://{}", rx.recv().unwrap())
-}
-
-fn options(root: &Path, window_ms: u64) -> Options {
-    Options {
-        runs: root.to_path_buf(),
-        checkpoint: None,
-        backend: None,
-        batching: Batching {
-            window: Duration::from_millis(window_ms),
-            ..Batching::default()
-        },
-        data_dir: lenet_data::testing::real_data_root(),
-        cache: None,
-    }
+    run.path().to_path_buf()
 }
 
 fn agent() -> ureq::Agent {
