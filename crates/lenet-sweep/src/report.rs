@@ -285,12 +285,12 @@ pub fn pictures(dir: &SweepDir, report: &Report) -> Result<Vec<PathBuf>, PlanErr
         message: e.to_string(),
     };
     let mut written = Vec::new();
+    let finished: Vec<&Row> = report
+        .rows
+        .iter()
+        .filter(|r| r.test_accuracy.is_some())
+        .collect();
     for (k, key) in report.keys.iter().enumerate() {
-        let finished: Vec<&Row> = report
-            .rows
-            .iter()
-            .filter(|r| r.test_accuracy.is_some())
-            .collect();
         let numbers: Option<Vec<f64>> = finished
             .iter()
             .map(|r| {
