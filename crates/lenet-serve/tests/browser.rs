@@ -15,6 +15,7 @@
 mod common;
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -49,8 +50,13 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Stops chromedriver and the browsers it started (its process group), also when a test
+    /// failed before closing its session.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: signalling the process group of our own child.
+        unsafe {
+            libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
+        }
         let _ = self.child.wait();
     }
 }
@@ -78,6 +84,7 @@ fn driver() -> Option<Driver> {
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()));
     let driver = Driver {
