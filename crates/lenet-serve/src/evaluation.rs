@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
-use base64::Engine;
 use lenet_train::data::{self, DataOptions, Subset};
 use lenet_train::{evaluate, BackendKind, TrainedModel};
 use serde_json::{json, Value};
 
 use crate::error::ServeError;
+use crate::predictor::image_url;
 
 /// How many misclassified images a run's page shows.
 pub const MISCLASSIFIED_SHOWN: usize = 48;
@@ -153,17 +153,12 @@ impl Evaluations {
                     images.image(p.index).to_vec(),
                 )
                 .ok_or_else(|| ServeError::Internal("image size".into()))?;
-                let png = lenet_io::png_bytes(&picture)
-                    .map_err(|e| ServeError::Internal(e.to_string()))?;
                 Ok(json!({
                     "index": p.index,
                     "label": p.label,
                     "predicted": p.predicted,
                     "probability": p.probability,
-                    "png": format!(
-                        "data:image/png;base64,{}",
-                        base64::engine::general_purpose::STANDARD.encode(png)
-                    ),
+                    "png": image_url(&picture)?,
                 }))
             })
             .collect::<Result<Vec<_>, ServeError>>()?;

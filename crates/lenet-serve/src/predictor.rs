@@ -277,7 +277,16 @@ fn feature_pictures(
 /// A grid as a `data:image/png;base64,…` URL.
 pub fn png_url(grid: &lenet_viz::Grid) -> Result<String, ServeError> {
     let image = lenet_viz::grid_png(grid).map_err(|e| ServeError::Internal(e.to_string()))?;
-    let bytes = lenet_io::png_bytes(&image).map_err(|e| ServeError::Internal(e.to_string()))?;
+    image_url(&image)
+}
+
+/// A picture as a `data:image/png;base64,…` URL.
+pub fn image_url<P>(image: &image::ImageBuffer<P, Vec<P::Subpixel>>) -> Result<String, ServeError>
+where
+    P: image::PixelWithColorType,
+    [P::Subpixel]: image::EncodableLayout,
+{
+    let bytes = lenet_io::png_bytes(image).map_err(|e| ServeError::Internal(e.to_string()))?;
     Ok(format!(
         "data:image/png;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)

@@ -44,7 +44,7 @@ const UPPER_SHARE: f64 = 0.6;
 pub const MAX_MAGNITUDE: f64 = 1e15;
 
 /// Series colours, in order: train (blue), valid (orange), then green, red, purple, brown.
-const PALETTE: [RGBColor; 6] = [
+pub(crate) const PALETTE: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),

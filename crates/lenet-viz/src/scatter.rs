@@ -9,9 +9,9 @@ use plotters::prelude::{
     ChartBuilder, Circle, DrawingArea, DrawingBackend, LineSeries, SeriesLabelPosition,
 };
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::{Color, FontStyle, RGBColor, TextStyle, BLACK, TRANSPARENT, WHITE};
+use plotters::style::{Color, FontStyle, TextStyle, BLACK, TRANSPARENT, WHITE};
 
-use crate::curves::Series;
+use crate::curves::{Series, PALETTE};
 use crate::font::FAMILY;
 use crate::render::{blank, draw_on, fit_text};
 use crate::VizError;
@@ -20,13 +20,6 @@ use crate::VizError;
 pub const SCATTER_WIDTH: u32 = 720;
 /// Height of a scatter picture, in pixels.
 pub const SCATTER_HEIGHT: u32 = 480;
-
-const COLOURS: [RGBColor; 4] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-];
 
 /// The x axis.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,7 +148,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Scatter) -> Resul
         .draw()
         .map_err(VizError::draw)?;
     for (i, series) in s.lines.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
+        let colour = PALETTE[i % PALETTE.len()];
         let mut points = finite(&series.points, log);
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart
@@ -163,7 +156,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Scatter) -> Resul
             .map_err(VizError::draw)?;
     }
     for (i, series) in s.points.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
+        let colour = PALETTE[i % PALETTE.len()];
         let dots = finite(&series.points, log)
             .into_iter()
             .map(move |p| Circle::new(p, 4, colour.filled()));
@@ -205,7 +198,7 @@ mod tests {
     }
 
     /// Pixels of `colour` (exactly) in the picture.
-    fn count(image: &RgbImage, colour: RGBColor) -> usize {
+    fn count(image: &RgbImage, colour: plotters::style::RGBColor) -> usize {
         image
             .pixels()
             .filter(|p| p.0 == [colour.0, colour.1, colour.2])
@@ -227,7 +220,7 @@ mod tests {
             let picture = scatter_png(&s).unwrap();
             assert_eq!(picture.dimensions(), (SCATTER_WIDTH, SCATTER_HEIGHT));
             // Dots of 4 px radius in the first colour (and its legend entry).
-            assert!(count(&picture, COLOURS[0]) > 3 * 30, "{axis:?}");
+            assert!(count(&picture, PALETTE[0]) > 3 * 30, "{axis:?}");
             // Deterministic.
             assert_eq!(picture, scatter_png(&s).unwrap());
         }
