@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use crate::buffer::zeros;
+use crate::buffer::{par_chunks_zeroed, sum};
 use crate::direct;
 use crate::gemm::{matmul, View};
 use crate::pool::PoolSpec;
@@ -497,32 +497,31 @@ pub fn forward_with(
         Method::Im2col => {}
     }
     let image_out = pooled.map_or(out_len, |(_, pg)| pg.planes * pg.out_len());
-    let mut y = zeros(g.batch * image_out);
     if image_out == 0 || taps == 0 {
-        return y;
+        return vec![0.0; g.batch * image_out];
     }
     let w = View::rows(weight, g.out_channels, taps);
-    y.par_chunks_mut(image_out)
-        .zip(x.par_chunks(g.image_len().max(1)))
-        .for_each_init(
-            || (vec![0.0f32; taps * positions], Vec::new()),
-            |(col, unpooled), (y, image)| {
-                g.im2col(image, col);
-                let out = match pooled {
-                    Some(_) => {
-                        unpooled.resize(out_len, 0.0);
-                        unpooled.as_mut_slice()
-                    }
-                    None => &mut *y,
-                };
-                matmul(out, w, View::rows(col, taps, positions), false);
-                bias_and_activation(out, positions, bias, activation);
-                if let Some((kind, pg)) = pooled {
-                    pg.planes_here(kind, unpooled, y);
+    let image_len = g.image_len();
+    par_chunks_zeroed(
+        g.batch * image_out,
+        image_out,
+        || (vec![0.0f32; taps * positions], Vec::new()),
+        |(col, unpooled), n, y| {
+            g.im2col(&x[n * image_len..(n + 1) * image_len], col);
+            let out = match pooled {
+                Some(_) => {
+                    unpooled.resize(out_len, 0.0);
+                    unpooled.as_mut_slice()
                 }
-            },
-        );
-    y
+                None => &mut *y,
+            };
+            matmul(out, w, View::rows(col, taps, positions), false);
+            bias_and_activation(out, positions, bias, activation);
+            if let Some((kind, pg)) = pooled {
+                pg.planes_here(kind, unpooled, y);
+            }
+        },
+    )
 }
 
 /// Adds each output channel's bias to its plane of `positions` values in `y`, then applies the
@@ -639,7 +638,7 @@ pub fn backward_weight_with(
                     true,
                 );
                 for (b, row) in db.iter_mut().zip(grad.chunks(positions.max(1))) {
-                    *b += row.iter().sum::<f32>();
+                    *b += sum(row);
                 }
             }
             let mut dw = vec![0.0f32; g.out_channels * taps];
@@ -701,20 +700,20 @@ pub fn backward_input_with(
         Method::Dense => return dense_backward_input(g, weight, dy),
         Method::Im2col => {}
     }
-    let mut dx = zeros(g.batch * g.image_len());
     if g.image_len() == 0 {
-        return dx;
+        return Vec::new();
     }
     let wt = View::transposed(weight, g.out_channels, taps);
-    dx.par_chunks_mut(g.image_len()).enumerate().for_each_init(
+    par_chunks_zeroed(
+        g.batch * g.image_len(),
+        g.image_len(),
         || (vec![0.0f32; taps * positions], Vec::new()),
-        |(col, masked), (n, image)| {
+        |(col, masked), n, image| {
             let grad = dy.image(n, out_len, masked);
             matmul(col, wt, View::rows(grad, g.out_channels, positions), false);
             g.col2im(col, image);
         },
-    );
-    dx
+    )
 }
 
 /// Images per matrix product of [`Method::Dense`]'s forward pass and input gradient: a fixed
@@ -732,9 +731,8 @@ fn dense_forward(
 ) -> Vec<f32> {
     assert!(g.is_dense(), "conv: not a dense geometry");
     let (taps, out) = (g.taps(), g.out_channels);
-    let mut y = zeros(g.batch * out);
     if out == 0 || taps == 0 {
-        return y;
+        return vec![0.0; g.batch * out];
     }
     let wt = View::transposed(weight, out, taps);
     // Larger batches in larger products (at least 32 images, an eighth of the batch: still a
@@ -742,19 +740,22 @@ fn dense_forward(
     // fewer times (measured: packing was 10 % of the classic network's inference at batch
     // 1000 with products of 32 images).
     let images = DENSE_IMAGES.max(g.batch / 8);
-    y.par_chunks_mut(images * out)
-        .zip(x.par_chunks(images * taps))
-        .for_each(|(y, x)| {
-            let images = x.len() / taps;
-            matmul(y, View::rows(x, images, taps), wt, false);
+    par_chunks_zeroed(
+        g.batch * out,
+        images * out,
+        || (),
+        |_, r, y| {
+            let count = y.len() / out;
+            let x = &x[r * images * taps..(r * images + count) * taps];
+            matmul(y, View::rows(x, count, taps), wt, false);
             if let Some(bias) = bias {
                 for row in y.chunks_mut(out) {
                     row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
                 }
             }
             activation.apply_all(y);
-        });
-    y
+        },
+    )
 }
 
 /// [`Method::Dense`]'s weight and bias gradients: `dW = Σ dyᵀ · x` over the fixed split of the
@@ -793,14 +794,15 @@ fn dense_backward_weight(g: &ConvGeometry, x: &[f32], dy: OutputGrad<'_>) -> (Ve
 fn dense_backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_>) -> Vec<f32> {
     assert!(g.is_dense(), "conv: not a dense geometry");
     let (taps, out) = (g.taps(), g.out_channels);
-    let mut dx = zeros(g.batch * taps);
     if taps == 0 {
-        return dx;
+        return Vec::new();
     }
     let w = View::rows(weight, out, taps);
-    dx.par_chunks_mut(DENSE_IMAGES * taps)
-        .enumerate()
-        .for_each(|(r, dx)| {
+    par_chunks_zeroed(
+        g.batch * taps,
+        DENSE_IMAGES * taps,
+        || (),
+        |_, r, dx| {
             let first = r * DENSE_IMAGES;
             let count = dx.len() / taps;
             let mut grad = Vec::with_capacity(count * out);
@@ -809,8 +811,8 @@ fn dense_backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_>) ->
                 grad.extend_from_slice(dy.image(n, out, &mut masked));
             }
             matmul(dx, View::rows(&grad, count, out), w, false);
-        });
-    dx
+        },
+    )
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 
 use rayon::prelude::*;
 
-use crate::buffer::zeros;
+use crate::buffer::{par_chunks_zeroed, sum};
 use crate::conv::{bias_and_activation, split, sum_in_order, Activation, ConvGeometry, OutputGrad};
 use crate::pool::{PoolGeometry, PoolKind};
 
@@ -271,9 +271,8 @@ pub(crate) fn forward(
     let out_len = g.out_channels * positions;
     let image_len = g.image_len();
     let image_out = pooled.map_or(out_len, |(_, pg)| pg.planes * pg.out_len());
-    let mut y = zeros(g.batch * image_out);
     if image_out == 0 {
-        return y;
+        return vec![0.0; g.batch * image_out];
     }
     let size = padded_size(g);
     let correlation = Correlation {
@@ -292,39 +291,39 @@ pub(crate) fn forward(
         packed: pack_weights(weight, g.out_channels, g.taps()),
         lanes: Lanes::for_conv(g.out_channels, g.stride[1]),
     };
-    y.par_chunks_mut(image_out)
-        .zip(x.par_chunks(image_len.max(1)))
-        .for_each_init(
-            || (Vec::new(), Vec::new(), Vec::new()),
-            |(src, product, unpooled), (y, image)| {
-                pad(image, g.in_channels, g.in_size, g.padding, src);
-                match pooled {
-                    // Positions in the lanes: pooled straight from the product's rows, without
-                    // the copy into `[out_channels][positions]` (measured: that copy was 6 % of
-                    // LeNet-5's inference, `perf record` of `lenet bench --inference`).
-                    Some((kind, pg)) if correlation.lanes == Lanes::Positions => {
-                        let wide = correlation.positions_product(src, product);
-                        let planes = product.chunks_mut(oh * wide);
-                        for (o, (plane, y)) in planes.zip(y.chunks_mut(pg.out_len())).enumerate() {
-                            let b = bias.map(|b| &b[o..=o]);
-                            bias_and_activation(plane, oh * wide, b, activation);
-                            pg.plane_strided(kind, plane, wide, y);
-                        }
-                    }
-                    Some((kind, pg)) => {
-                        unpooled.resize(out_len, 0.0);
-                        correlation.run(src, product, unpooled);
-                        bias_and_activation(unpooled, positions, bias, activation);
-                        pg.planes_here(kind, unpooled, y);
-                    }
-                    None => {
-                        correlation.run(src, product, y);
-                        bias_and_activation(y, positions, bias, activation);
+    par_chunks_zeroed(
+        g.batch * image_out,
+        image_out,
+        || (Vec::new(), Vec::new(), Vec::new()),
+        |(src, product, unpooled), n, y| {
+            let image = &x[n * image_len..(n + 1) * image_len];
+            pad(image, g.in_channels, g.in_size, g.padding, src);
+            match pooled {
+                // Positions in the lanes: pooled straight from the product's rows, without
+                // the copy into `[out_channels][positions]` (measured: that copy was 6 % of
+                // LeNet-5's inference, `perf record` of `lenet bench --inference`).
+                Some((kind, pg)) if correlation.lanes == Lanes::Positions => {
+                    let wide = correlation.positions_product(src, product);
+                    let planes = product.chunks_mut(oh * wide);
+                    for (o, (plane, y)) in planes.zip(y.chunks_mut(pg.out_len())).enumerate() {
+                        let b = bias.map(|b| &b[o..=o]);
+                        bias_and_activation(plane, oh * wide, b, activation);
+                        pg.plane_strided(kind, plane, wide, y);
                     }
                 }
-            },
-        );
-    y
+                Some((kind, pg)) => {
+                    unpooled.resize(out_len, 0.0);
+                    correlation.run(src, product, unpooled);
+                    bias_and_activation(unpooled, positions, bias, activation);
+                    pg.planes_here(kind, unpooled, y);
+                }
+                None => {
+                    correlation.run(src, product, y);
+                    bias_and_activation(y, positions, bias, activation);
+                }
+            }
+        },
+    )
 }
 
 /// The weight and bias gradients (see [`crate::conv::backward_weight`]); summed over the same
@@ -396,7 +395,7 @@ pub(crate) fn backward_weight(
                     }
                 }
                 for (b, row) in db.iter_mut().zip(grad.chunks(positions.max(1))) {
-                    *b += row.iter().sum::<f32>();
+                    *b += sum(row);
                 }
             }
             let mut dw = vec![0.0f32; g.out_channels * taps];
@@ -421,9 +420,8 @@ pub(crate) fn backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_
     let (o, c) = (g.out_channels, g.in_channels);
     let out_len = o * oh * ow;
     let image_len = c * h * w;
-    let mut dx = zeros(g.batch * image_len);
     if image_len == 0 {
-        return dx;
+        return Vec::new();
     }
     // Padding of the output gradient: the dilated kernel's span minus the forward padding.
     let full = |a: usize, side: usize| g.dilation[a] * (g.kernel[a] - 1) - g.padding[a][side];
@@ -454,15 +452,16 @@ pub(crate) fn backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_
         packed: pack_weights(&flipped, c, taps),
         lanes: Lanes::for_conv(c, 1),
     };
-    dx.par_chunks_mut(image_len).enumerate().for_each_init(
+    par_chunks_zeroed(
+        g.batch * image_len,
+        image_len,
         || (Vec::new(), Vec::new(), Vec::new()),
-        |(src, masked, product), (n, image)| {
+        |(src, masked, product), n, image| {
             let grad = dy.image(n, out_len, masked);
             pad(grad, o, [oh, ow], padding, src);
             correlation.run(src, product, image);
         },
-    );
-    dx
+    )
 }
 
 /// `dw[t][o] += Σ_y Σ_x src[y·stride·width + x + tap[t]] · dy[o][y][x]` with positions in the
