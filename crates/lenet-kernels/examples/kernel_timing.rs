@@ -90,6 +90,7 @@ fn main() {
         let grad = conv::OutputGrad {
             dy: &y,
             activated: None,
+            pooled: None,
         };
         // The method lenet uses for each pass, against im2col (`-` where it is im2col).
         let im2col = Some(conv::Method::Im2col);

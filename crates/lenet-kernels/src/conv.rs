@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use crate::buffer::{par_chunks_zeroed, sum};
 use crate::direct;
 use crate::gemm::{matmul, View};
-use crate::pool::PoolSpec;
+use crate::pool::{PoolGeometry, PoolKind, PoolSpec};
 
 /// How a pass is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,6 +340,41 @@ impl Activation {
         self.backward_all_here(output, dy, out);
     }
 
+    /// [`Self::backward_all`] in place: `d` holds the gradients after the nonlinearity and gets
+    /// those before it (the same operations on each value).
+    pub(crate) fn backward_in_place(self, output: &[f32], d: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::avx2_fma() {
+            // SAFETY: AVX2 and FMA are present (checked).
+            unsafe { self.backward_in_place_avx2(output, d) };
+            return;
+        }
+        self.backward_in_place_here(output, d);
+    }
+
+    /// [`Self::backward_in_place`] compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn backward_in_place_avx2(self, output: &[f32], d: &mut [f32]) {
+        self.backward_in_place_here(output, d);
+    }
+
+    #[inline(always)]
+    fn backward_in_place_here(self, output: &[f32], d: &mut [f32]) {
+        assert_eq!(output.len(), d.len());
+        let pairs = d.iter_mut().zip(output);
+        match self {
+            Activation::None => {}
+            Activation::Relu => pairs.for_each(|(d, &y)| *d = Activation::Relu.backward(y, *d)),
+            Activation::Tanh { outer, inner } => {
+                pairs.for_each(|(d, &y)| *d = Activation::Tanh { outer, inner }.backward(y, *d))
+            }
+            Activation::Sigmoid => {
+                pairs.for_each(|(d, &y)| *d = Activation::Sigmoid.backward(y, *d))
+            }
+        }
+    }
+
     /// [`Self::backward_all`] compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
@@ -540,35 +575,91 @@ pub(crate) fn bias_and_activation(
     activation.apply_all(y);
 }
 
-/// The gradient of a convolution's output, `[batch, out, oh, ow]`: `dy` as given, or, for a
-/// convolution with a fused nonlinearity, `dy` taken back through it using its `output`, one
-/// image at a time while it is in cache.
+/// The gradient of a convolution's output, `[batch, out, oh, ow]`: `dy` as given, or taken back
+/// through what the convolution fused after it, one image at a time while it is in cache: the
+/// pooling (`dy` is then the pooled maps' gradient), then the nonlinearity (using its `output`).
 #[derive(Debug, Clone, Copy)]
 pub struct OutputGrad<'a> {
     pub dy: &'a [f32],
     pub activated: Option<(Activation, &'a [f32])>,
+    pub pooled: Option<Pooled<'a>>,
+}
+
+/// The pooling fused after a convolution where gradients are tracked: `geometry` is one image's
+/// planes (`planes` = the output channels), `input` the convolution's (activated) output and
+/// `output` the pooled maps, both for every image (max pooling reads them to find each tile's
+/// winner; average pooling reads neither).
+#[derive(Debug, Clone, Copy)]
+pub struct Pooled<'a> {
+    pub kind: PoolKind,
+    pub geometry: PoolGeometry,
+    pub input: &'a [f32],
+    pub output: &'a [f32],
 }
 
 impl OutputGrad<'_> {
-    fn check(&self, len: usize) {
-        assert_eq!(self.dy.len(), len, "conv backward: gradient size");
+    /// Checks the sizes against `batch` images of `len` output values each.
+    fn check(&self, batch: usize, len: usize) {
+        let dy_len = match self.pooled {
+            Some(p) => {
+                let pooled = p.geometry.planes * p.geometry.out_len();
+                assert_eq!(
+                    p.geometry.planes * p.geometry.plane_len(),
+                    len,
+                    "conv backward: pooling size"
+                );
+                assert_eq!(
+                    p.output.len(),
+                    batch * pooled,
+                    "conv backward: pooled output size"
+                );
+                if p.kind == PoolKind::Max {
+                    assert_eq!(
+                        p.input.len(),
+                        batch * len,
+                        "conv backward: pooled input size"
+                    );
+                }
+                batch * pooled
+            }
+            None => batch * len,
+        };
+        assert_eq!(self.dy.len(), dy_len, "conv backward: gradient size");
         if let Some((_, output)) = self.activated {
-            assert_eq!(output.len(), len, "conv backward: output size");
+            assert_eq!(output.len(), batch * len, "conv backward: output size");
         }
     }
 
-    /// The gradient of image `n` (`len` values), masked into `scratch` when there is a ReLU.
+    /// The gradient of image `n`'s output (`len` values), computed into `scratch` where the
+    /// convolution fused a pooling or a nonlinearity.
     pub(crate) fn image<'s>(
         &'s self,
         n: usize,
         len: usize,
         scratch: &'s mut Vec<f32>,
     ) -> &'s [f32] {
-        let dy = &self.dy[n * len..(n + 1) * len];
-        let Some((activation, output)) = self.activated else {
-            return dy;
+        let Some(p) = self.pooled else {
+            let dy = &self.dy[n * len..(n + 1) * len];
+            let Some((activation, output)) = self.activated else {
+                return dy;
+            };
+            activation.backward_all(&output[n * len..(n + 1) * len], dy, scratch);
+            return scratch;
         };
-        activation.backward_all(&output[n * len..(n + 1) * len], dy, scratch);
+        let pooled = p.geometry.planes * p.geometry.out_len();
+        let (dy, y) = (
+            &self.dy[n * pooled..][..pooled],
+            &p.output[n * pooled..][..pooled],
+        );
+        let x = match p.kind {
+            PoolKind::Max => &p.input[n * len..][..len],
+            PoolKind::Avg => &[],
+        };
+        scratch.resize(len, 0.0);
+        p.geometry.backward_planes_here(p.kind, x, y, dy, scratch);
+        if let Some((activation, output)) = self.activated {
+            activation.backward_in_place(&output[n * len..(n + 1) * len], scratch);
+        }
         scratch
     }
 }
@@ -611,7 +702,7 @@ pub fn backward_weight_with(
         g.batch * g.image_len(),
         "conv backward: input size"
     );
-    dy.check(g.batch * out_len);
+    dy.check(g.batch, out_len);
     match method {
         Method::Direct => return direct::backward_weight(g, x, dy),
         Method::Dense => return dense_backward_weight(g, x, dy),
@@ -694,7 +785,7 @@ pub fn backward_input_with(
         g.out_channels * taps,
         "conv backward: weight size"
     );
-    dy.check(g.batch * out_len);
+    dy.check(g.batch, out_len);
     match method {
         Method::Direct => return direct::backward_input(g, weight, dy),
         Method::Dense => return dense_backward_input(g, weight, dy),
@@ -974,6 +1065,7 @@ mod tests {
         let dy = OutputGrad {
             dy: &[5.0, 6.0, 7.0, 8.0],
             activated: Some((Activation::Relu, &y)),
+            pooled: None,
         };
         assert_eq!(dy.image(0, 4, &mut Vec::new()), &[0.0, 6.0, 7.0, 0.0]);
     }
@@ -1055,6 +1147,7 @@ mod tests {
         let grad = OutputGrad {
             dy: &dy,
             activated: Some((act, &want)),
+            pooled: None,
         };
         let (dw, db) = backward_weight_with(Method::Dense, &g, &x, grad);
         let (want_dw, want_db) = backward_weight_with(Method::Im2col, &g, &x, grad);
@@ -1066,6 +1159,101 @@ mod tests {
             &backward_input_with(Method::Im2col, &g, &w, grad),
             "input gradient",
         );
+    }
+
+    /// A pooling fused into the backward pass gives, to the bit, the gradients of the two steps
+    /// run one after the other (the pooling's backward pass over the whole batch, then the
+    /// convolution's with its nonlinearity): the same operations on each value.
+    #[test]
+    fn a_fused_pooling_gives_the_gradients_of_the_separate_steps() {
+        // LeNet-5's second convolution (8×8 output), and a 7×7 output whose last row and
+        // column no tile covers.
+        let lenet = ConvGeometry {
+            batch: 10,
+            in_channels: 6,
+            in_size: [12, 12],
+            out_channels: 16,
+            kernel: [5, 5],
+            stride: [1, 1],
+            padding: [[0, 0], [0, 0]],
+            dilation: [1, 1],
+        };
+        let odd = ConvGeometry {
+            batch: 9,
+            in_channels: 2,
+            in_size: [7, 7],
+            out_channels: 5,
+            kernel: [3, 3],
+            padding: [[1, 1], [1, 1]],
+            ..lenet
+        };
+        for g in [lenet, odd] {
+            let [oh, ow] = g.out();
+            let x: Vec<f32> = (0..g.batch * g.image_len())
+                .map(|i| ((i * 37) % 23) as f32 / 7.0 - 1.5)
+                .collect();
+            let w: Vec<f32> = (0..g.out_channels * g.taps())
+                .map(|i| ((i * 11) % 13) as f32 / 9.0 - 0.7)
+                .collect();
+            let b: Vec<f32> = (0..g.out_channels).map(|i| i as f32 * 0.1 - 0.3).collect();
+            for kind in [PoolKind::Max, PoolKind::Avg] {
+                for act in [
+                    Activation::Relu,
+                    Activation::Tanh {
+                        outer: 1.7159,
+                        inner: 2.0 / 3.0,
+                    },
+                ] {
+                    let y = forward(&g, &x, &w, Some(&b), act, None);
+                    let all = PoolGeometry {
+                        planes: g.batch * g.out_channels,
+                        size: [oh, ow],
+                        kernel: [2, 2],
+                    };
+                    let p = crate::pool::forward(&all, kind, &y);
+                    let dp: Vec<f32> = (0..p.len())
+                        .map(|i| ((i * 5) % 17) as f32 / 8.0 - 1.0)
+                        .collect();
+                    let dy = match kind {
+                        PoolKind::Max => crate::pool::max_backward(&all, &y, &p, &dp),
+                        PoolKind::Avg => crate::pool::avg_backward(&all, &dp),
+                    };
+                    let separate = OutputGrad {
+                        dy: &dy,
+                        activated: Some((act, &y)),
+                        pooled: None,
+                    };
+                    let fused = OutputGrad {
+                        dy: &dp,
+                        activated: Some((act, &y)),
+                        pooled: Some(Pooled {
+                            kind,
+                            geometry: PoolGeometry {
+                                planes: g.out_channels,
+                                ..all
+                            },
+                            input: &y,
+                            output: &p,
+                        }),
+                    };
+                    let what = format!("{kind:?} {act:?} {:?}", g.in_size);
+                    for method in [Method::chosen(&g), Method::Im2col] {
+                        assert_eq!(
+                            backward_weight_with(method, &g, &x, fused),
+                            backward_weight_with(method, &g, &x, separate),
+                            "weight gradient, {method:?}, {what}"
+                        );
+                    }
+                    for method in [Method::chosen_for_input_grad(&g), Method::Im2col] {
+                        assert_eq!(
+                            backward_input_with(method, &g, &w, fused),
+                            backward_input_with(method, &g, &w, separate),
+                            "input gradient, {method:?}, {what}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// The weight gradient is the same to the bit whatever the number of threads: the batch is
@@ -1099,6 +1287,7 @@ mod tests {
                 let dy = OutputGrad {
                     dy: &dy_values,
                     activated: None,
+                    pooled: None,
                 };
                 backward_weight(&g, &x, dy)
             })

@@ -953,6 +953,7 @@ mod tests {
         let grad = OutputGrad {
             dy: &dy,
             activated: (activation != Activation::None).then_some((activation, &want[..])),
+            pooled: None,
         };
         let (dw, db) = conv::backward_weight_with(Method::Direct, g, &x, grad);
         let (want_dw, want_db) = conv::backward_weight_with(Method::Im2col, g, &x, grad);

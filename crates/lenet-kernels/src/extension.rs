@@ -29,8 +29,9 @@ pub struct ConvSpec {
     pub activation: Activation,
     /// Pooling fused into the convolution after the nonlinearity: each image's output is pooled
     /// while it is in cache, and only the pooled maps are written. Where gradients are tracked,
-    /// the convolution and the pooling run as two steps (the backward passes need the
-    /// convolution's output).
+    /// the convolution's output is kept for the backward pass, which takes the gradient back
+    /// through the pooling and the nonlinearity one image at a time inside the convolution's
+    /// gradient kernels.
     pub pool: Option<PoolSpec>,
 }
 
@@ -101,6 +102,11 @@ fn with_values<R>(t: &FlexTensor, f: impl FnOnce(&[f32]) -> R) -> R {
     f(&values(t))
 }
 
+/// The dimensions of a 4D tensor's shape.
+fn shape4(shape: &[usize]) -> [usize; 4] {
+    [shape[0], shape[1], shape[2], shape[3]]
+}
+
 fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     Flex::float_from_data(TensorData::new(values, shape), &Default::default())
 }
@@ -167,39 +173,68 @@ impl LenetKernels for Flex {
     }
 }
 
-/// What the backward step of a convolution needs: its input and weights, and with a fused
-/// nonlinearity its output (flex tensors share their buffers, so keeping them costs no copy).
+/// What the backward step of a convolution needs: its input and weights, with a fused
+/// nonlinearity its output, with a fused pooling its output and the pooled maps (flex tensors
+/// share their buffers, so keeping them costs no copy).
 #[derive(Debug, Clone)]
 struct ConvState {
     x: FlexTensor,
     weight: FlexTensor,
     output: Option<FlexTensor>,
+    pooled: Option<PooledState>,
     spec: ConvSpec,
+}
+
+/// A fused pooling's part of [`ConvState`]: its spec, the convolution's (activated) output and
+/// the pooled maps.
+#[derive(Debug, Clone)]
+struct PooledState {
+    spec: PoolSpec,
+    input: FlexTensor,
+    output: FlexTensor,
 }
 
 /// Gradients of one convolution: of the input, and of the weights with the bias.
 type ConvGrads = (Option<FlexTensor>, Option<(FlexTensor, FlexTensor)>);
 
 impl ConvState {
-    /// The convolution's output, and what its backward step will need.
+    /// The convolution's output, pooled where `spec` says so, and what its backward step will
+    /// need. The pooling is part of this step, so that its backward pass runs inside the
+    /// convolution's, one image at a time, instead of writing the unpooled gradient (megabytes
+    /// at LeNet's batch sizes) and reading it back (measured: `lenet train`, LeNet-5 at batch
+    /// 256: max pooling's backward pass and the zeroing of its output were 12 % of a step).
     fn forward(
         x: FlexTensor,
         weight: FlexTensor,
         bias: Option<&FlexTensor>,
         spec: ConvSpec,
     ) -> (ConvState, FlexTensor) {
-        let y = conv_forward(&x, &weight, bias, &spec);
+        let y = conv_forward(&x, &weight, bias, &unpooled(spec));
         let output = (spec.activation != Activation::None).then(|| y.clone());
+        let (pooled, out) = match spec.pool {
+            Some(pool) => {
+                let p = pool_forward(&y, &pool);
+                let state = PooledState {
+                    spec: pool,
+                    input: y,
+                    output: p.clone(),
+                };
+                (Some(state), p)
+            }
+            None => (None, y),
+        };
         let state = ConvState {
             x,
             weight,
             output,
+            pooled,
             spec,
         };
-        (state, y)
+        (state, out)
     }
 
-    /// The gradients of the input and of the weights and bias, each only when asked for.
+    /// The gradients of the input and of the weights and bias, each only when asked for, from
+    /// the gradient `dy` of the step's output (the pooled maps where a pooling is fused).
     fn gradients(&self, dy: &FlexTensor, want_x: bool, want_weight: bool) -> ConvGrads {
         let x_shape = self.x.shape();
         let w_shape = self.weight.shape();
@@ -219,17 +254,38 @@ impl ConvState {
             });
             (dx, dw)
         };
-        with_values(dy, |dy| match &self.output {
+        let activated = |dy: &[f32], pooled: Option<conv::Pooled<'_>>| match &self.output {
             Some(y) => with_values(y, |ys| {
                 run(conv::OutputGrad {
                     dy,
                     activated: Some((self.spec.activation, ys)),
+                    pooled,
                 })
             }),
             None => run(conv::OutputGrad {
                 dy,
                 activated: None,
+                pooled,
             }),
+        };
+        with_values(dy, |dy| match &self.pooled {
+            Some(p) => {
+                let [n, c, h, w] = shape4(&p.input.shape());
+                let geometry = p.spec.geometry(&[1, c, h, w]);
+                debug_assert_eq!(n, g.batch);
+                with_values(&p.input, |input| {
+                    with_values(&p.output, |output| {
+                        let pooled = conv::Pooled {
+                            kind: p.spec.kind,
+                            geometry,
+                            input,
+                            output,
+                        };
+                        activated(dy, Some(pooled))
+                    })
+                })
+            }
+            None => activated(dy, None),
         })
     }
 }
@@ -341,18 +397,6 @@ fn unpooled(spec: ConvSpec) -> ConvSpec {
     ConvSpec { pool: None, ..spec }
 }
 
-/// The tracked convolution's output `y`, pooled by `spec`'s pooling (a step of its own, with its
-/// own backward pass) where it has one.
-fn then_pool<C: CheckpointStrategy>(
-    y: FloatTensor<Autodiff<Flex, C>>,
-    spec: ConvSpec,
-) -> FloatTensor<Autodiff<Flex, C>> {
-    match spec.pool {
-        Some(pool) => <Autodiff<Flex, C> as LenetKernels>::lenet_pool2d(y, pool),
-        None => y,
-    }
-}
-
 impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
     fn lenet_conv2d(
         x: FloatTensor<Self>,
@@ -369,8 +413,8 @@ impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (state, y) = ConvState::forward(x, weight, Some(&bias), unpooled(spec));
-                then_pool::<C>(prep.finish(state, y), spec)
+                let (state, y) = ConvState::forward(x, weight, Some(&bias), spec);
+                prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(conv_forward(&x, &weight, Some(&bias), &spec)),
         }
@@ -389,8 +433,8 @@ impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (state, y) = ConvState::forward(x, weight, None, unpooled(spec));
-                then_pool::<C>(prep.finish(state, y), spec)
+                let (state, y) = ConvState::forward(x, weight, None, spec);
+                prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(conv_forward(&x, &weight, None, &spec)),
         }
