@@ -7,8 +7,10 @@
 #     epoch of the same recipe (Adam 2e-3, cosine, 55,000 training images), LeNet-5 and
 #     lenet5-classic, batch 64 and 256: training images/s (lenet's epoch includes its
 #     validation pass; PyTorch's is its training loop alone);
-#  2. time to 99 % test accuracy: configs/lenet5.toml's recipe for EPOCHS99 epochs (4: with 3,
-#     3 of 5 seeds stopped at 98.9 %), one run per seed (SEEDS seeds): lenet's whole command,
+#  2. time to 99 % test accuracy: configs/lenet5.toml's recipe for EPOCHS99 epochs (5: the
+#     fewest at which every seed reaches 99 % on both sides; with 3, 3 of 5 seeds stopped at
+#     98.9 %; with 4, lenet's seed 4 reached 98.85 % on 2026-12-01 after a change of the bias
+#     gradient's rounding), one run per seed (SEEDS seeds): lenet's whole command,
 #     wall time (start-up, data, training, validation, checkpoints, test), against PyTorch's
 #     training time plus one test evaluation (its start-up and data loading not counted); each
 #     seed's test accuracy on both sides;
@@ -21,14 +23,14 @@
 #
 #   scripts/compare-pytorch.sh [ROUNDS]          (default 3)
 #
-# Environment: SEEDS (default 5), EPOCHS99 (default 4), LENET_DATA_DIR (default ../shared/data),
+# Environment: SEEDS (default 5), EPOCHS99 (default 5), LENET_DATA_DIR (default ../shared/data),
 # and LENET, PYTHON, TORCH_BENCH, THREADS as in scripts/side-by-side.sh (PyTorch in a venv
 # outside the repository: python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch numpy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
 seeds="${SEEDS:-5}"
-epochs99="${EPOCHS99:-4}"
+epochs99="${EPOCHS99:-5}"
 data="${LENET_DATA_DIR:-../shared/data}"
 [ -f "$data/mnist/train-images-idx3-ubyte.gz" ] || { echo "no MNIST under $data (set LENET_DATA_DIR)" >&2; exit 2; }
 # shellcheck source=scripts/side-by-side.sh

@@ -174,8 +174,11 @@ where
     file.commit()
 }
 
-/// Encodes `image` (grey-scale or colour) as PNG: best compression, adaptive filtering. The
-/// encoding is deterministic: the same picture always gives the same bytes.
+/// Encodes `image` (grey-scale or colour) as PNG: the encoder's default compression, adaptive
+/// filtering. The encoding is deterministic: the same picture always gives the same bytes.
+/// `lenet train` redraws its curves after every epoch, on a thread beside the training's: the
+/// best compression took 76 ms for their 960×720 picture (47.7 KB), the default 7.5 ms (51.9 KB;
+/// measured 2026-12-01 on the 2-core machine).
 pub fn png_bytes<P>(image: &ImageBuffer<P, Vec<P::Subpixel>>) -> Result<Vec<u8>, image::ImageError>
 where
     P: PixelWithColorType,
@@ -183,7 +186,7 @@ where
 {
     let mut bytes = Vec::new();
     let encoder =
-        PngEncoder::new_with_quality(&mut bytes, CompressionType::Best, FilterType::Adaptive);
+        PngEncoder::new_with_quality(&mut bytes, CompressionType::Default, FilterType::Adaptive);
     image.write_with_encoder(encoder)?;
     Ok(bytes)
 }
