@@ -41,7 +41,8 @@ pub struct BenchArgs {
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// One epoch of real training through `lenet train`'s pipeline (data, batcher, metrics,
-    /// validation, checkpoint): its time against its training images at the raw training speed.
+    /// validation, checkpoint): its time against the same number of training steps on random
+    /// images, run just before and just after it.
     #[arg(long)]
     epoch: bool,
     /// Batch sizes, comma-separated.
@@ -127,7 +128,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     let epoch = match args.epoch {
-        true => Some(bench::epoch(&config, &selected, data, &results)?),
+        true => Some(bench::epoch(&config, &plan, &selected, data, &results)?),
         false => None,
     };
     let model = config.model.name.clone();
@@ -166,10 +167,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             e.train_images,
             e.valid_images,
             e.train_images_per_second,
-            match e.ratio_to_raw {
-                Some(r) => format!("; {r:.2}× the time of its training images at the raw speed"),
+            match e.ratio_to_windows {
+                Some(r) => format!("; {r:.2}× at the windows' median raw speed"),
                 None => String::new(),
             }
+        );
+        println!(
+            "  raw       batch {:>4}: {:>10.1} s before the epoch, {:.1} s after, for the same steps on random images: the epoch takes {:.2}× their mean",
+            e.batch_size, e.raw_seconds[0], e.raw_seconds[1], e.ratio_to_raw
         );
     }
     Ok(())

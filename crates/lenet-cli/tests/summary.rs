@@ -1,7 +1,7 @@
 //! `lenet summary` and the CLI's handling of bad config files.
 
 mod common;
-use common::{configs, lenet, run, scratch};
+use common::{configs, data_root, lenet, run, scratch};
 
 #[test]
 fn summary_of_lenet5_prints_the_table_with_61706_parameters() {
@@ -148,4 +148,58 @@ fn bench_reports_throughput_as_json_and_needs_a_mode() {
     let (code, _, err) = run(lenet().args(["bench"]));
     assert_eq!(code, 2);
     assert!(err.contains("--train"), "{err}");
+}
+
+/// `lenet bench --epoch`: one real epoch through `lenet train`, between two raw runs of as many
+/// training steps on random images; the ratio is the epoch's time over their mean.
+#[test]
+fn bench_epoch_times_a_real_epoch_between_two_raw_runs_of_its_steps() {
+    let Some(root) = data_root() else { return };
+    let dir = scratch("bench-epoch");
+    let config = dir.join("small.toml");
+    std::fs::write(
+        &config,
+        "[model]\npreset = \"lenet5\"\n\
+         [data]\ndataset = \"mnist\"\nvalidation = 256\n\
+         [data.limit]\ntrain = 640\nvalid = 128\ntest = 128\n\
+         [training]\nepochs = 1\nbatch_size = 64\nseed = 1\n\
+         [training.optimizer]\nkind = \"adam\"\nlr = 2e-3\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(lenet()
+        .args([
+            "bench",
+            "--train",
+            "--epoch",
+            "--steps",
+            "2",
+            "--batch-sizes",
+            "64",
+            "--json",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&root));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let e = &v["epoch"];
+    assert_eq!(e["batch_size"], 64);
+    assert_eq!(e["train_images"], 640);
+    assert_eq!(e["valid_images"], 128);
+    let seconds = e["seconds"].as_f64().unwrap();
+    let raw: Vec<f64> = e["raw_seconds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_f64().unwrap())
+        .collect();
+    assert_eq!(raw.len(), 2);
+    assert!(seconds > 0.0 && raw.iter().all(|&r| r > 0.0), "{e}");
+    let ratio = e["ratio_to_raw"].as_f64().unwrap();
+    assert!(
+        (ratio - seconds / ((raw[0] + raw[1]) / 2.0)).abs() < 1e-9,
+        "{e}"
+    );
+    assert!(e["ratio_to_windows"].as_f64().unwrap() > 0.0, "{e}");
 }

@@ -12,6 +12,7 @@ pub mod layers;
 
 use std::time::Instant;
 
+use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use lenet_model::Plan;
 use serde::Serialize;
@@ -80,6 +81,50 @@ fn random_batch(plan: &Plan, shape: [usize; 3], bs: usize, device: &Device) -> I
     }
 }
 
+/// The network of a config training on random data: the model, the config's optimizer at its
+/// learning rate, and four random batches, after 10 warm-up steps.
+struct RawSteps {
+    model: Option<Classifier>,
+    optim: ModuleOptimizer,
+    lr: f64,
+    batches: Vec<ImageBatch>,
+}
+
+impl RawSteps {
+    fn new(config: &RunConfig, plan: &Plan, device: &Device, bs: usize) -> Result<Self, NotImages> {
+        let shape = image_shape(plan)?;
+        let ad = device.clone().autodiff();
+        device.seed(0);
+        let t = &config.training;
+        let batches = (0..4).map(|_| random_batch(plan, shape, bs, &ad)).collect();
+        let mut raw = RawSteps {
+            model: Some(Classifier::new(plan.build(&ad))),
+            optim: learner::optimizer(&t.optimizer, t.grad_clip_norm),
+            lr: t.optimizer.lr,
+            batches,
+        };
+        raw.run(10);
+        Ok(raw)
+    }
+
+    /// Runs `steps` training steps and returns their wall time in seconds.
+    fn run(&mut self, steps: usize) -> f64 {
+        let start = Instant::now();
+        let Some(mut m) = self.model.take() else {
+            unreachable!("RawSteps keeps its model between runs")
+        };
+        for batch in self.batches.iter().cycle().take(steps) {
+            m = learner::step(m, &mut self.optim, self.lr, batch.clone()).0;
+        }
+        // Wait for the device (GPU backends queue work).
+        if let Some(l) = m.net.output.linear().or(m.net.hidden.last()) {
+            let _ = l.weight.val().into_data();
+        }
+        self.model = Some(m);
+        start.elapsed().as_secs_f64()
+    }
+}
+
 /// Training steps of the network of `config` on random data at batch `bs`, `steps` per window,
 /// with the config's optimizer at its learning rate.
 pub fn train_throughput(
@@ -89,33 +134,10 @@ pub fn train_throughput(
     bs: usize,
     steps: usize,
 ) -> Result<Measurement, NotImages> {
-    let shape = image_shape(plan)?;
-    let ad = device.clone().autodiff();
-    device.seed(0);
-    let mut model = Classifier::new(plan.build(&ad));
-    let t = &config.training;
-    let mut optim = learner::optimizer(&t.optimizer, t.grad_clip_norm);
-    let lr = t.optimizer.lr;
-    let batches: Vec<ImageBatch> = (0..4).map(|_| random_batch(plan, shape, bs, &ad)).collect();
-    for batch in batches.iter().cycle().take(10) {
-        model = learner::step(model, &mut optim, lr, batch.clone()).0;
-    }
+    let mut raw = RawSteps::new(config, plan, device, bs)?;
     let steps = steps.max(1);
-    let mut slot = Some(model);
     Ok(measure("train", bs, 5, || {
-        let start = Instant::now();
-        let mut m = slot
-            .take()
-            .unwrap_or_else(|| Classifier::new(plan.build(&ad)));
-        for batch in batches.iter().cycle().take(steps) {
-            m = learner::step(m, &mut optim, lr, batch.clone()).0;
-        }
-        // Wait for the device (GPU backends queue work).
-        if let Some(l) = m.net.output.linear().or(m.net.hidden.last()) {
-            let _ = l.weight.val().into_data();
-        }
-        slot = Some(m);
-        (steps * bs) as f64 / start.elapsed().as_secs_f64()
+        (steps * bs) as f64 / raw.run(steps)
     }))
 }
 
@@ -188,21 +210,47 @@ pub struct EpochMeasurement {
     pub valid_images: usize,
     /// Training images per second.
     pub train_images_per_second: f64,
-    /// Epoch time (training and validation) / (its training images / raw training images per
-    /// second at this batch size): the cost of everything around the training steps, when `raw`
-    /// has that batch size.
-    pub ratio_to_raw: Option<f64>,
+    /// The raw training time of the same number of images (the same steps on random data, the
+    /// network and optimizer of the config), measured just before the epoch and just after.
+    pub raw_seconds: [f64; 2],
+    /// Epoch time (training and validation) / the mean of `raw_seconds`: the cost of
+    /// everything around the training steps (data, batcher, metrics, validation, checkpoints).
+    pub ratio_to_raw: f64,
+    /// Epoch time / (its training images / the median raw speed of `lenet bench --train`'s
+    /// short windows at this batch size), where those were measured: the earlier form of the
+    /// ratio, against the best stretches of a noisy machine rather than a run as long as the
+    /// epoch.
+    pub ratio_to_windows: Option<f64>,
 }
 
-/// Trains one epoch of `config` on the real data into a temporary run directory (removed after).
+/// Trains one epoch of `config` on the real data into a temporary run directory (removed after),
+/// between two raw runs of the same number of training steps on random data (the mean of the
+/// two is the raw time: the machine's speed drifts over seconds, so each side is measured as
+/// long as the epoch, and on both sides of it).
 pub fn epoch(
     config: &RunConfig,
+    plan: &Plan,
     device: &Selected,
     data: DataOptions,
     raw: &[Measurement],
 ) -> Result<EpochMeasurement, TrainError> {
     let mut config = config.clone();
     config.training.epochs = 1;
+    let bs = config.training.batch_size.max(1);
+    let first = device
+        .devices
+        .first()
+        .ok_or_else(|| TrainError::Setting("no device to train on".into()))?;
+    let mut raw_steps =
+        RawSteps::new(&config, plan, first, bs).map_err(|e| TrainError::Setting(e.to_string()))?;
+    // As many steps as the epoch has: its training images at this batch size.
+    let file = data::load_file(&config, lenet_data::Split::Train, &data)?;
+    let subset = data::Subset::Train;
+    let limit = data::limit_of(&config, subset);
+    let expected = data::indices(subset, file.data.len(), &config, limit)
+        .map_err(|e| TrainError::Setting(e.to_string()))?
+        .len();
+    let steps = expected.div_ceil(bs);
     let dir = tempfile::tempdir()
         .map_err(|e| TrainError::Setting(format!("temporary run directory: {e}")))?;
     let opts = TrainOptions {
@@ -212,6 +260,7 @@ pub fn epoch(
         resume: false,
         interrupter: None,
     };
+    let before = raw_steps.run(steps);
     let summary = train(&config, device, &opts)?;
     let rows = crate::run::RunDir::open(&opts.run_dir)?.read_metrics()?;
     let seconds: f64 = rows.iter().filter_map(|r| r.get("seconds")).sum();
@@ -222,15 +271,17 @@ pub fn epoch(
             .sum::<f64>()
             .round() as usize
     };
-    let bs = config.training.batch_size;
     let train_images = images(crate::data::Subset::Train);
+    let after = raw_steps.run(steps);
     Ok(EpochMeasurement {
         batch_size: bs,
         seconds,
         train_images,
         valid_images: images(crate::data::Subset::Valid),
         train_images_per_second: summary.images_per_second,
-        ratio_to_raw: raw
+        raw_seconds: [before, after],
+        ratio_to_raw: seconds / ((before + after) / 2.0),
+        ratio_to_windows: raw
             .iter()
             .find(|m| m.what == "train" && m.batch_size == bs)
             .map(|m| seconds / (train_images as f64 / m.images_per_second)),
