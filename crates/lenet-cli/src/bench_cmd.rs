@@ -40,9 +40,9 @@ pub struct BenchArgs {
     /// The network (and, for `--epoch`, the whole run) of a run config instead of a preset.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// One epoch of real training through `lenet train`'s pipeline (data, batcher, metrics,
-    /// validation, checkpoint): its time against the same number of training steps on random
-    /// images, run just before and just after it.
+    /// Real epochs through `lenet train`'s pipeline (data, batcher, metrics, validation,
+    /// checkpoint), three, each timed against the same number of training steps on random
+    /// images run just before and just after it.
     #[arg(long)]
     epoch: bool,
     /// Batch sizes, comma-separated.
@@ -161,11 +161,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(e) = &epoch {
         println!(
-            "  epoch     batch {:>4}: {:>10.1} s for {} training + {} validation images ({:.0} images/s training){}",
+            "  epoch     batch {:>4}: {} training + {} validation images in {} s ({:.0} images/s training, median){}",
             e.batch_size,
-            e.seconds,
             e.train_images,
             e.valid_images,
+            seconds_list(&e.epoch_seconds),
             e.train_images_per_second,
             match e.ratio_to_windows {
                 Some(r) => format!("; {r:.2}× at the windows' median raw speed"),
@@ -173,9 +173,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         );
         println!(
-            "  raw       batch {:>4}: {:>10.1} s before the epoch, {:.1} s after, for the same steps on random images: the epoch takes {:.2}× their mean",
-            e.batch_size, e.raw_seconds[0], e.raw_seconds[1], e.ratio_to_raw
+            "  raw       batch {:>4}: the same steps on random images in {} s, before, between and after the epochs: each epoch takes {}× the mean of its neighbours, median {:.2}×",
+            e.batch_size,
+            seconds_list(&e.raw_seconds),
+            e.ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(" / "),
+            e.ratio_to_raw
         );
     }
     Ok(())
+}
+
+/// `2.51 / 2.63 / 2.48`.
+fn seconds_list(seconds: &[f64]) -> String {
+    seconds
+        .iter()
+        .map(|s| format!("{s:.2}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
 }

@@ -197,36 +197,46 @@ pub fn batcher_throughput(
     Ok(out)
 }
 
-/// One real epoch through `lenet train`.
+/// Epochs that [`epoch`] trains, each between two raw runs.
+pub const EPOCH_REPEATS: usize = 3;
+
+/// Real epochs through `lenet train` against the raw training time of their steps.
 #[derive(Debug, Serialize)]
 pub struct EpochMeasurement {
     /// Images per step.
     pub batch_size: usize,
-    /// Training and validation time of the epoch.
-    pub seconds: f64,
-    /// Training images.
+    /// Training images of an epoch.
     pub train_images: usize,
-    /// Validation images.
+    /// Validation images of an epoch.
     pub valid_images: usize,
-    /// Training images per second.
-    pub train_images_per_second: f64,
-    /// The raw training time of the same number of images (the same steps on random data, the
-    /// network and optimizer of the config), measured just before the epoch and just after.
-    pub raw_seconds: [f64; 2],
-    /// Epoch time (training and validation) / the mean of `raw_seconds`: the cost of
+    /// Each epoch's training and validation time, in the order they ran.
+    pub epoch_seconds: Vec<f64>,
+    /// The raw training time of as many steps on random images (the config's network and
+    /// optimizer), before the first epoch, between each two and after the last.
+    pub raw_seconds: Vec<f64>,
+    /// Each epoch's time / the mean of the raw runs just before and just after it: the cost of
     /// everything around the training steps (data, batcher, metrics, validation, checkpoints).
+    pub ratios: Vec<f64>,
+    /// The median of `ratios`.
     pub ratio_to_raw: f64,
-    /// Epoch time / (its training images / the median raw speed of `lenet bench --train`'s
-    /// short windows at this batch size), where those were measured: the earlier form of the
-    /// ratio, against the best stretches of a noisy machine rather than a run as long as the
-    /// epoch.
+    /// The median epoch's training images per second.
+    pub train_images_per_second: f64,
+    /// The median epoch time / (its training images / the median raw speed of `lenet bench
+    /// --train`'s short windows at this batch size), where those were measured: the earlier
+    /// form of the ratio, against the best stretches of a noisy machine rather than runs as
+    /// long as the epoch beside it.
     pub ratio_to_windows: Option<f64>,
 }
 
-/// Trains one epoch of `config` on the real data into a temporary run directory (removed after),
-/// between two raw runs of the same number of training steps on random data (the mean of the
-/// two is the raw time: the machine's speed drifts over seconds, so each side is measured as
-/// long as the epoch, and on both sides of it).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Trains [`EPOCH_REPEATS`] single epochs of `config` on the real data (each into a temporary
+/// run directory, removed after), each between two raw runs of as many training steps on random
+/// data: the machine's speed drifts over seconds, so the raw time is measured as long as the
+/// epoch and on both sides of it, and the median of the epochs' ratios is reported.
 pub fn epoch(
     config: &RunConfig,
     plan: &Plan,
@@ -243,7 +253,7 @@ pub fn epoch(
         .ok_or_else(|| TrainError::Setting("no device to train on".into()))?;
     let mut raw_steps =
         RawSteps::new(&config, plan, first, bs).map_err(|e| TrainError::Setting(e.to_string()))?;
-    // As many steps as the epoch has: its training images at this batch size.
+    // As many steps as an epoch has: its training images at this batch size.
     let file = data::load_file(&config, lenet_data::Split::Train, &data)?;
     let subset = data::Subset::Train;
     let limit = data::limit_of(&config, subset);
@@ -251,36 +261,49 @@ pub fn epoch(
         .map_err(|e| TrainError::Setting(e.to_string()))?
         .len();
     let steps = expected.div_ceil(bs);
-    let dir = tempfile::tempdir()
-        .map_err(|e| TrainError::Setting(format!("temporary run directory: {e}")))?;
-    let opts = TrainOptions {
-        run_dir: dir.path().join("run"),
-        data,
-        display: DisplayMode::Quiet,
-        resume: false,
-        interrupter: None,
-    };
-    let before = raw_steps.run(steps);
-    let summary = train(&config, device, &opts)?;
-    let rows = crate::run::RunDir::open(&opts.run_dir)?.read_metrics()?;
-    let seconds: f64 = rows.iter().filter_map(|r| r.get("seconds")).sum();
-    let images = |split: crate::data::Subset| {
-        rows.iter()
-            .filter(|r| r.split == split)
-            .filter_map(|r| Some(r.get("images_per_second")? * r.get("seconds")?))
-            .sum::<f64>()
-            .round() as usize
-    };
-    let train_images = images(crate::data::Subset::Train);
-    let after = raw_steps.run(steps);
+    let mut raw_seconds = vec![raw_steps.run(steps)];
+    let (mut epoch_seconds, mut rates) = (Vec::new(), Vec::new());
+    let (mut train_images, mut valid_images) = (0, 0);
+    for _ in 0..EPOCH_REPEATS {
+        let dir = tempfile::tempdir()
+            .map_err(|e| TrainError::Setting(format!("temporary run directory: {e}")))?;
+        let opts = TrainOptions {
+            run_dir: dir.path().join("run"),
+            data: data.clone(),
+            display: DisplayMode::Quiet,
+            resume: false,
+            interrupter: None,
+        };
+        let summary = train(&config, device, &opts)?;
+        let rows = crate::run::RunDir::open(&opts.run_dir)?.read_metrics()?;
+        epoch_seconds.push(rows.iter().filter_map(|r| r.get("seconds")).sum::<f64>());
+        rates.push(summary.images_per_second);
+        let images = |split: crate::data::Subset| {
+            rows.iter()
+                .filter(|r| r.split == split)
+                .filter_map(|r| Some(r.get("images_per_second")? * r.get("seconds")?))
+                .sum::<f64>()
+                .round() as usize
+        };
+        train_images = images(crate::data::Subset::Train);
+        valid_images = images(crate::data::Subset::Valid);
+        raw_seconds.push(raw_steps.run(steps));
+    }
+    let ratios: Vec<f64> = epoch_seconds
+        .iter()
+        .zip(raw_seconds.windows(2))
+        .map(|(e, r)| e / ((r[0] + r[1]) / 2.0))
+        .collect();
+    let seconds = median(epoch_seconds.clone());
     Ok(EpochMeasurement {
         batch_size: bs,
-        seconds,
         train_images,
-        valid_images: images(crate::data::Subset::Valid),
-        train_images_per_second: summary.images_per_second,
-        raw_seconds: [before, after],
-        ratio_to_raw: seconds / ((before + after) / 2.0),
+        valid_images,
+        epoch_seconds,
+        raw_seconds,
+        ratio_to_raw: median(ratios.clone()),
+        ratios,
+        train_images_per_second: median(rates),
         ratio_to_windows: raw
             .iter()
             .find(|m| m.what == "train" && m.batch_size == bs)
