@@ -655,6 +655,7 @@ impl OutputGrad<'_> {
             PoolKind::Max => &p.input[n * len..][..len],
             PoolKind::Avg => &[],
         };
+        scratch.clear();
         scratch.resize(len, 0.0);
         p.geometry.backward_planes_here(p.kind, x, y, dy, scratch);
         if let Some((activation, output)) = self.activated {

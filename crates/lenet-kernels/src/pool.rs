@@ -154,9 +154,9 @@ impl PoolGeometry {
         }
     }
 
-    /// The input gradient of `planes` consecutive planes (one image's, in a convolution's
-    /// backward pass), into `dx` (zeroed here): `x` the pooling's input and `y` its output (read
-    /// by max pooling only), `dy` the gradient of `y`.
+    /// The input gradient of `planes` consecutive planes, into `dx`, which the caller has
+    /// zeroed (values outside every tile, and the losers of max pooling's tiles, stay 0): `x` the
+    /// pooling's input and `y` its output (read by max pooling only), `dy` the gradient of `y`.
     pub(crate) fn backward_planes_here(
         &self,
         kind: PoolKind,
@@ -167,7 +167,6 @@ impl PoolGeometry {
     ) {
         let (plane, out) = (self.plane_len(), self.out_len());
         assert!(dy.len() == self.planes * out && dx.len() == self.planes * plane);
-        dx.fill(0.0);
         if plane == 0 || out == 0 {
             return;
         }
@@ -460,10 +459,11 @@ pub fn max_backward(g: &PoolGeometry, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f
                 &y[first * out..][..count * out],
                 &dy[first * out..][..count * out],
             );
-            let planes = dx.chunks_mut(plane).zip(x.chunks(plane));
-            for ((dx, x), (y, dy)) in planes.zip(y.chunks(out).zip(dy.chunks(out))) {
-                g.max_backward_plane(x, y, dy, dx);
-            }
+            let part = PoolGeometry {
+                planes: count,
+                ..*g
+            };
+            part.backward_planes_here(PoolKind::Max, x, y, dy, dx);
         },
     )
 }
@@ -484,10 +484,13 @@ pub fn avg_backward(g: &PoolGeometry, dy: &[f32]) -> Vec<f32> {
         plane * PLANES_PER_TASK,
         || (),
         |_, i, dx| {
-            let dy = &dy[i * PLANES_PER_TASK * out..][..dx.len() / plane * out];
-            for (dx, dy) in dx.chunks_mut(plane).zip(dy.chunks(out)) {
-                g.avg_backward_plane(dy, dx);
-            }
+            let count = dx.len() / plane;
+            let dy = &dy[i * PLANES_PER_TASK * out..][..count * out];
+            let part = PoolGeometry {
+                planes: count,
+                ..*g
+            };
+            part.backward_planes_here(PoolKind::Avg, &[], &[], dy, dx);
         },
     )
 }
