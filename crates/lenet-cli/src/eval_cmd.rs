@@ -60,6 +60,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let source = data::load_file(config, args.split.file(), &opts)?;
     let batcher = source.batcher(&model.plan, None)?;
     let indices = data::indices(args.split, source.data.len(), config, args.limit)?;
+    if indices.is_empty() && args.split == Subset::Valid && config.data.validation.is_none() {
+        return Err(crate::UsageError(format!(
+            "{}: this run held out no validation images (data.validation = 0 in its config); evaluate --split train or test",
+            args.checkpoint.display()
+        ))
+        .into());
+    }
     let report = evaluate(
         &model.net,
         &batcher,

@@ -223,9 +223,9 @@ fn one_trial(a: &RunArgs, index: usize) -> anyhow::Result<()> {
     match outcome {
         Outcome::AlreadyFinished => println!("trial {} had finished: nothing to do", trial.id),
         Outcome::Finished(s) => println!(
-            "trial {} finished: best validation {:.2} %, test {:.2} %, {:.1} s",
+            "trial {} finished: best validation {}, test {:.2} %, {:.1} s",
             trial.id,
-            100.0 * s.valid_accuracy,
+            percent(s.valid_accuracy),
             100.0 * s.test_accuracy,
             s.train_seconds
         ),
@@ -341,9 +341,9 @@ fn pool(a: &RunArgs) -> anyhow::Result<()> {
                     match (dir.summary(trial), status.code()) {
                         (Some(s), _) => {
                             println!(
-                                "[{done}] {} finished in {seconds:.1} s: best validation {:.2} %, test {:.2} %",
+                                "[{done}] {} finished in {seconds:.1} s: best validation {}, test {:.2} %",
                                 trial.id,
-                                100.0 * s.valid_accuracy,
+                                percent(s.valid_accuracy),
                                 100.0 * s.test_accuracy
                             );
                             finished.push(r.index);
@@ -517,4 +517,9 @@ fn report(a: ReportArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// An accuracy in [0, 1] as `99.12 %`, or `none` for a run without a validation split.
+fn percent(accuracy: Option<f64>) -> String {
+    accuracy.map_or_else(|| "none".to_string(), |a| format!("{:.2} %", 100.0 * a))
 }

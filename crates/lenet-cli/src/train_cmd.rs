@@ -194,15 +194,24 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     let summary = train(&config, &device, &opts)
         .with_context(|| format!("cannot train {}", config_path.display()))?;
+    let valid = match summary.valid_accuracy {
+        Some(a) => format!(
+            "best validation accuracy {:.2}% at epoch {} of {}",
+            100.0 * a,
+            summary.best_epoch,
+            summary.epochs_completed
+        ),
+        None => format!(
+            "no validation accuracy; {} epochs",
+            summary.epochs_completed
+        ),
+    };
     println!(
-        "test accuracy {:.2}% ({} / {}), loss {:.4}; best validation accuracy {:.2}% at epoch {} of {}; {:.0} images/s, {:.1} s",
+        "test accuracy {:.2}% ({} / {}), loss {:.4}; {valid}; {:.0} images/s, {:.1} s",
         100.0 * summary.test_accuracy,
         summary.test_correct,
         summary.test_samples,
         summary.test_loss,
-        100.0 * summary.valid_accuracy,
-        summary.best_epoch,
-        summary.epochs_completed,
         summary.images_per_second,
         summary.train_seconds
     );

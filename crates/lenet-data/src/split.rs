@@ -28,6 +28,12 @@ impl Default for Holdout {
 }
 
 impl Holdout {
+    /// Whether nothing is held out (`0` or `0.0`): the run trains on every training image and
+    /// has no validation split.
+    pub fn is_none(self) -> bool {
+        matches!(self, Holdout::Count(0)) || matches!(self, Holdout::Fraction(f) if f == 0.0)
+    }
+
     /// The number of items held out of `n`, or an error if that leaves nothing to train on.
     pub fn count_of(self, n: usize) -> Result<usize, DataError> {
         let k = match self {

@@ -185,7 +185,7 @@ pub fn info(id: &str, dir: &Path) -> Option<RunInfo> {
         parameters,
         epochs,
         epochs_planned: config.training.epochs,
-        best_valid_accuracy: summary.as_ref().map(|s| s.valid_accuracy).or(best),
+        best_valid_accuracy: summary.as_ref().and_then(|s| s.valid_accuracy).or(best),
         test_accuracy: summary.as_ref().map(|s| s.test_accuracy),
         backend: summary
             .as_ref()

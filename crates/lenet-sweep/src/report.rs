@@ -101,7 +101,7 @@ pub fn gather(dir: &SweepDir) -> Report {
                 values: t.values.iter().map(|(_, v)| v.clone()).collect(),
                 seed: t.seed,
                 point: t.point,
-                valid_accuracy: summary.as_ref().map(|s| s.valid_accuracy),
+                valid_accuracy: summary.as_ref().and_then(|s| s.valid_accuracy),
                 test_accuracy: summary.as_ref().map(|s| s.test_accuracy),
                 seconds: summary.as_ref().map(|s| s.train_seconds),
                 status: dir.status(t),

@@ -71,7 +71,9 @@ pub struct DataConfig {
     /// `mnist`, `fashion-mnist` or `custom` (then `[data.custom]` gives the files).
     #[serde(default)]
     pub dataset: DatasetName,
-    /// Training images held out for validation: a count (`5000`) or a fraction (`0.1`).
+    /// Training images held out for validation: a count (`5000`) or a fraction (`0.1`); `0`
+    /// trains on every image, without a validation split (then `training.final_model` must be
+    /// `last`).
     #[serde(default)]
     pub validation: Holdout,
     /// Extra download mirrors (base URLs), tried before the built-in ones.
@@ -146,6 +148,8 @@ pub enum DatasetName {
     /// The IDX files of `[data.custom]`.
     Custom,
 }
+
+const NO_VALIDATION_BEST: &str = "training.final_model: \"best\" (the default) keeps the epoch with the best validation accuracy, but data.validation = 0 holds out no images; set final_model = \"last\" to train on every image, or hold some images out";
 
 const NO_CUSTOM_TABLE: &str = "data.custom: dataset = \"custom\" needs a [data.custom] table with the four IDX files and class_names";
 
@@ -762,6 +766,18 @@ impl RunConfig {
                 ));
             }
         }
+        if self.data.validation.is_none() {
+            // Without held-out images there is no validation accuracy to pick or stop by.
+            if t.final_model == FinalModel::Best {
+                return Err(NO_VALIDATION_BEST.into());
+            }
+            if t.early_stopping.is_some() {
+                return Err(
+                    "training.early_stopping: stops by the validation accuracy, but data.validation = 0 holds out no images; remove [training.early_stopping] or hold some images out"
+                        .into(),
+                );
+            }
+        }
         self.data
             .augment
             .validate()
@@ -949,6 +965,30 @@ mod tests {
         assert!(text.contains("kind = \"ndarray\""), "{text}");
         let back = RunConfig::parse(&text, "resolved.toml", &[]).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn no_validation_needs_the_last_model_and_no_early_stopping() {
+        let m = err(BASE, &["data.validation=0"]);
+        assert!(
+            m.contains("training.final_model") && m.contains("final_model = \"last\""),
+            "{m}"
+        );
+        let m = err(BASE, &["data.validation=0.0"]);
+        assert!(m.contains("training.final_model"), "{m}");
+        let m = err(
+            BASE,
+            &[
+                "data.validation=0",
+                "training.final_model=\"last\"",
+                "training.early_stopping.patience=3",
+            ],
+        );
+        assert!(m.contains("training.early_stopping"), "{m}");
+        let o = ["data.validation=0", "training.final_model=\"last\""].map(String::from);
+        let c = RunConfig::parse(BASE, "run.toml", &o).unwrap();
+        assert!(c.data.validation.is_none());
+        assert_eq!(c.training.final_model, FinalModel::Last);
     }
 
     #[test]

@@ -28,16 +28,19 @@ pub fn curves(rows: &[MetricRow], title: &str) -> Curves {
         points
     };
     let lr = series(Subset::Train, "learning_rate");
+    // Both splits, or the training split alone in a run without validation.
+    let both = |column: &str| -> Vec<Series> {
+        let mut lines = vec![Series::new("train", series(Subset::Train, column))];
+        let valid = series(Subset::Valid, column);
+        if !valid.is_empty() {
+            lines.push(Series::new("valid", valid));
+        }
+        lines
+    };
     Curves {
         title: title.to_string(),
-        loss: vec![
-            Series::new("train", series(Subset::Train, "loss")),
-            Series::new("valid", series(Subset::Valid, "loss")),
-        ],
-        accuracy: vec![
-            Series::new("train", series(Subset::Train, "accuracy")),
-            Series::new("valid", series(Subset::Valid, "accuracy")),
-        ],
+        loss: both("loss"),
+        accuracy: both("accuracy"),
         learning_rate: (!lr.is_empty()).then(|| Series::new("learning rate", lr)),
     }
 }
@@ -425,5 +428,10 @@ mod tests {
         assert_eq!(c.loss[0].points, vec![(1.0, 0.5), (2.0, 0.2)]);
         assert_eq!(c.accuracy[1].points, vec![(1.0, 0.92)]);
         assert_eq!(c.learning_rate.unwrap().points.len(), 2);
+        // A run without a validation split: no empty "valid" line in the legend.
+        let c = curves(&rows[..2], "t");
+        let names: Vec<&str> = c.loss.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["train"]);
+        assert_eq!(c.accuracy.len(), 1);
     }
 }

@@ -62,7 +62,7 @@ pub struct RunData {
     pub name: String,
     /// The training images (with the configured augmentation).
     pub train: Part,
-    /// The held-out validation images.
+    /// The held-out validation images (none with `data.validation = 0`).
     pub valid: Part,
     /// The test images.
     pub test: Part,
@@ -99,7 +99,14 @@ pub fn load(config: &RunConfig, plan: &Plan, opts: &DataOptions) -> Result<RunDa
     let test_file = load_file(config, lenet_data::Split::Test, opts)?;
     let part = |subset: Subset, source: &Source, augment: Option<Augmenter>| {
         let indices = indices(subset, source.data.len(), config, limit_of(config, subset))?;
-        if indices.is_empty() && subset != Subset::Test {
+        // The test set may be limited away; the validation split is empty only when asked
+        // for (`data.validation = 0`: train on every image).
+        let may_be_empty = match subset {
+            Subset::Train => false,
+            Subset::Valid => config.data.validation.is_none(),
+            Subset::Test => true,
+        };
+        if indices.is_empty() && !may_be_empty {
             return Err(SourceError::Empty(subset));
         }
         Ok(Part {

@@ -127,6 +127,17 @@ mod tests {
     }
 
     #[test]
+    fn no_validation_trains_on_every_image() {
+        let text = "[model]\npreset = \"lenet5\"\n[data]\nvalidation = 0\n[training]\nfinal_model = \"last\"\n";
+        let c = RunConfig::parse(text, "t.toml", &[]).unwrap();
+        assert_eq!(
+            indices(Subset::Train, 100, &c, None).unwrap(),
+            (0..100).collect::<Vec<_>>()
+        );
+        assert!(indices(Subset::Valid, 100, &c, None).unwrap().is_empty());
+    }
+
+    #[test]
     fn names_round_trip() {
         for s in Subset::ALL {
             assert_eq!(s.name().parse::<Subset>().unwrap(), s);

@@ -41,8 +41,10 @@ pub struct TrainSummary {
     pub epochs_completed: usize,
     /// Epoch with the best validation accuracy.
     pub best_epoch: usize,
-    /// Validation accuracy of the kept model, in [0, 1].
-    pub valid_accuracy: f64,
+    /// Validation accuracy of the kept model, in [0, 1]; `null` when it was never validated (no
+    /// validation split, or weights saved at an interruption).
+    #[serde(default)]
+    pub valid_accuracy: Option<f64>,
     /// Test accuracy of the kept model, in [0, 1].
     pub test_accuracy: f64,
     /// Test loss of the kept model.

@@ -23,7 +23,7 @@ use lenet_model::ConvNet;
 
 use crate::classifier::Classifier;
 use crate::config::{BackendKind, RunConfig, Strategy};
-use crate::data::{EpochOrder, ImageBatch, Part, RunData, Subset};
+use crate::data::{EpochOrder, ImageBatch, Part, RunData};
 use crate::device::Selected;
 use crate::pictures;
 use crate::run::metrics::MetricRow;
@@ -95,14 +95,10 @@ pub fn fit(
         .as_ref()
         .map_or_else(Vec::new, |r| r.rows.clone());
     rows.extend(history.rows());
-    // An epoch counts once validated: an interrupted epoch's partial training row is dropped.
-    let validated = rows
-        .iter()
-        .filter(|r| r.split == Subset::Valid)
-        .map(|r| r.epoch)
-        .max()
-        .unwrap_or(0);
-    rows.retain(|r| r.epoch <= validated);
+    // An epoch counts once it ended (validated, where there is a validation split): an
+    // interrupted epoch's partial training row is dropped.
+    let completed = history.completed.max(run.done_before());
+    rows.retain(|r| r.epoch <= completed);
     run.dir.write_metrics(&rows)?;
     let end = outcome(&run.dir, &history, result)?;
     Ok(Fitted {
@@ -125,28 +121,39 @@ fn supervised_training(
 ) -> SupervisedTraining<Classifier> {
     let t = &config.training;
     let (train, valid) = loaders(config, device, data, run.done_before());
-    let checkpoints = ComposedCheckpointingStrategy::builder()
-        .add(KeepLastNCheckpoints::new(t.keep_checkpoints.max(1)))
-        .add(MetricCheckpointingStrategy::new(
+    // Without a validation split (`data.validation = 0`) there are no validation metrics (Burn
+    // would fail to compute them over no batches) and no best epoch to keep.
+    let validating = !data.valid.indices.is_empty();
+    let mut checkpoints = ComposedCheckpointingStrategy::builder()
+        .add(KeepLastNCheckpoints::new(t.keep_checkpoints.max(1)));
+    if validating {
+        checkpoints = checkpoints.add(MetricCheckpointingStrategy::new(
             &AccuracyMetric::new(),
             Aggregate::Mean,
             Direction::Highest,
             MetricSplit::Valid,
-        ))
-        .build();
+        ));
+    }
     let mut training = SupervisedTraining::new(run.dir.path(), train, valid)
-        .metrics((AccuracyMetric::new(), LossMetric::new()))
+        .metric_train_numeric(AccuracyMetric::new())
+        .metric_train_numeric(LossMetric::new())
         .metric_train_numeric(LearningRateMetric::new())
         .with_default_checkpointers()
-        .with_checkpointing_strategy(checkpoints)
+        .with_checkpointing_strategy(checkpoints.build())
         .with_training_strategy(strategy(device, config.backend.strategy).into())
         .with_application_logger(None)
         .with_interrupter(interrupter.clone())
         .num_epochs(t.epochs);
-    if config.model.num_classes > 5 {
+    if validating {
         training = training
-            .metric_train_numeric(TopKAccuracyMetric::new(5))
-            .metric_valid_numeric(TopKAccuracyMetric::new(5));
+            .metric_valid_numeric(AccuracyMetric::new())
+            .metric_valid_numeric(LossMetric::new());
+    }
+    if config.model.num_classes > 5 {
+        training = training.metric_train_numeric(TopKAccuracyMetric::new(5));
+        if validating {
+            training = training.metric_valid_numeric(TopKAccuracyMetric::new(5));
+        }
     }
     if let Some(es) = &t.early_stopping {
         training = training.early_stopping(MetricEarlyStoppingStrategy::new(

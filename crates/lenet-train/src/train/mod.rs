@@ -353,7 +353,7 @@ fn summarize(
         device: device.description.clone(),
         epochs_completed: kept.completed,
         best_epoch: kept.best.map_or(kept.completed, |b| b.0),
-        valid_accuracy: valid_accuracy.unwrap_or(f64::NAN),
+        valid_accuracy,
         test_accuracy: test.accuracy,
         test_loss: test.loss,
         test_correct: test.correct,

@@ -41,6 +41,9 @@ pub struct History {
     pub non_finite: Option<(usize, usize, f64)>,
     /// The last training batch processed: `(epoch, batch)`.
     pub last_train_batch: Option<(usize, usize)>,
+    /// The last epoch that ended (trained and, where there is a validation split, validated);
+    /// 0 before the first.
+    pub completed: usize,
 }
 
 impl History {
@@ -305,18 +308,27 @@ impl TrainingProgressLogger for Progress {
                 let rate = train
                     .map(|t| t.items as f64 / t.seconds.max(1e-9))
                     .unwrap_or(f64::NAN);
+                let valid = match h.epochs.get(&(self.epoch, Subset::Valid)) {
+                    Some(v) if !v.metrics.is_empty() => format!(
+                        "valid loss {:.4} acc {:.2}%",
+                        get(Subset::Valid, "Loss"),
+                        100.0 * get(Subset::Valid, "Accuracy")
+                    ),
+                    _ => "no validation split".to_string(),
+                };
                 println!(
-                    "epoch {}/{} done: train loss {:.4} acc {:.2}% | valid loss {:.4} acc {:.2}% | {:.0} img/s, {:.1} s",
+                    "epoch {}/{} done: train loss {:.4} acc {:.2}% | {valid} | {:.0} img/s, {:.1} s",
                     self.epoch,
                     self.total_epochs,
                     get(Subset::Train, "Loss"),
                     100.0 * get(Subset::Train, "Accuracy"),
-                    get(Subset::Valid, "Loss"),
-                    100.0 * get(Subset::Valid, "Accuracy"),
                     rate,
                     train.map(|t| t.seconds).unwrap_or(f64::NAN)
                 );
             }
+        }
+        if let Ok(mut h) = self.history.lock() {
+            h.completed = h.completed.max(self.epoch);
         }
         if let Some(hook) = &mut self.on_epoch_end {
             if let Ok(h) = self.history.lock() {
