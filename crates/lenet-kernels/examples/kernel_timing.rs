@@ -62,14 +62,17 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(64);
     println!("batch {batch}, {} threads", rayon::current_num_threads());
-    // LeNet-5's two convolutions and the classic network's three (32×32 input, C5 with one
-    // output position).
+    // LeNet-5's two convolutions, the classic network's three (32×32 input, C5 with one
+    // output position) and mnist-best's two.
     let convs = [
         ("lenet5 conv1", 1, 6, 28, 2),
         ("lenet5 conv2", 6, 16, 14, 0),
         ("classic C1", 1, 6, 32, 0),
         ("classic C3", 6, 16, 14, 0),
         ("classic C5", 16, 120, 5, 0),
+        // mnist-best's, wider: 16 and 48 maps.
+        ("mnist-best conv1", 1, 16, 28, 2),
+        ("mnist-best conv2", 16, 48, 14, 2),
     ];
     println!("{:<34} {:>10} {:>10}", "", "im2col", "lenet's");
     for (name, c, o, size, pad) in convs {

@@ -38,13 +38,18 @@ where
 /// training step at batch 256, `perf record` of `lenet train`, 2026-12-01). The rounding depends
 /// on the values and their number only.
 pub(crate) fn sum(values: &[f32]) -> f32 {
+    sum_map(values, |v| v)
+}
+
+/// The sum of `f(v)` over `values`, in the order of [`sum`].
+pub(crate) fn sum_map(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     const LANES: usize = 16;
     let mut acc = [0.0f32; LANES];
     let blocks = values.chunks_exact(LANES);
     let rest = blocks.remainder();
     for block in blocks {
         for (a, v) in acc.iter_mut().zip(block) {
-            *a += v;
+            *a += f(*v);
         }
     }
     // Pairwise, in a fixed order.
@@ -55,7 +60,7 @@ pub(crate) fn sum(values: &[f32]) -> f32 {
             acc[i] += acc[i + width];
         }
     }
-    rest.iter().fold(acc[0], |total, v| total + v)
+    rest.iter().fold(acc[0], |total, v| total + f(*v))
 }
 
 #[cfg(test)]

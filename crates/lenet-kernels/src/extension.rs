@@ -9,10 +9,11 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{backend_extension, Autodiff, Backend, Flex, TensorMetadata};
+use burn::backend::{backend_extension, Autodiff, AutodiffBackend, Backend, Flex, TensorMetadata};
 use burn::tensor::TensorData;
 
 use crate::conv::{self, Activation, ConvGeometry};
+use crate::norm::{self, NormGeometry};
 use crate::pool::{self, PoolKind, PoolSpec};
 
 /// The hyper-parameters of a convolution; sizes come from the tensors.
@@ -73,6 +74,31 @@ pub trait LenetKernels: Backend {
     /// A nonlinearity applied to every value of `x` (any shape): the dense layers' activation,
     /// one vectorised pass forward and one backward.
     fn lenet_activation(x: FloatTensor<Self>, activation: Activation) -> FloatTensor<Self>;
+
+    /// The per-channel statistics of `x` `[n, c, h, w]` for batch normalisation, `[2, c]`: the
+    /// means, then the biased variances. Never tracked: with `spec.batch_stats`,
+    /// [`Self::lenet_batch_norm`]'s gradient includes the path through them.
+    fn lenet_batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Batch normalisation of `x` `[n, c, h, w]` with the statistics `stats` `[2, c]` (means,
+    /// variances), scale `gamma` `[c]` and shift `beta` `[c]`.
+    fn lenet_batch_norm(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        spec: NormSpec,
+    ) -> FloatTensor<Self>;
+}
+
+/// How [`LenetKernels::lenet_batch_norm`] normalises.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NormSpec {
+    /// Added to the variance before its square root.
+    pub epsilon: f32,
+    /// Whether the statistics are the batch's own (training: the gradient flows through them
+    /// too) or given constants (the running statistics of inference).
+    pub batch_stats: bool,
 }
 
 type FlexTensor = FloatTensor<Flex>;
@@ -144,6 +170,43 @@ fn pool_forward(x: &FlexTensor, spec: &PoolSpec) -> FlexTensor {
     tensor(y, [shape[0], shape[1], oh, ow])
 }
 
+/// The geometry of a 4D tensor for the normalisation kernels.
+fn norm_geometry(shape: &[usize]) -> NormGeometry {
+    let [n, c, h, w] = shape4(shape);
+    NormGeometry {
+        batch: n,
+        channels: c,
+        plane: h * w,
+    }
+}
+
+fn batch_stats(x: &FlexTensor) -> FlexTensor {
+    let g = norm_geometry(&x.shape());
+    let (mut mean, var) = with_values(x, |xs| norm::stats(&g, xs));
+    mean.extend(var);
+    tensor(mean, [2, g.channels])
+}
+
+/// The means and inverse standard deviations of `stats` `[2, c]`.
+fn mean_and_inv_std(stats: &FlexTensor, epsilon: f32) -> (Vec<f32>, Vec<f32>) {
+    let mut mean = values(stats);
+    let var = mean.split_off(mean.len() / 2);
+    (mean, norm::inverse_std(&var, epsilon))
+}
+
+fn batch_norm_forward(
+    x: &FlexTensor,
+    mean: &[f32],
+    inv_std: &[f32],
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+) -> FlexTensor {
+    let g = norm_geometry(&x.shape());
+    let (gamma, beta) = (values(gamma), values(beta));
+    let y = with_values(x, |xs| norm::forward(&g, xs, mean, inv_std, &gamma, &beta));
+    Flex::float_from_data(TensorData::new(y, x.shape()), &Default::default())
+}
+
 fn activation_forward(x: &FlexTensor, activation: Activation) -> FlexTensor {
     let mut y = values(x);
     activation.apply_all(&mut y);
@@ -170,6 +233,21 @@ impl LenetKernels for Flex {
 
     fn lenet_activation(x: FlexTensor, activation: Activation) -> FlexTensor {
         activation_forward(&x, activation)
+    }
+
+    fn lenet_batch_stats(x: FlexTensor) -> FlexTensor {
+        batch_stats(&x)
+    }
+
+    fn lenet_batch_norm(
+        x: FlexTensor,
+        stats: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        spec: NormSpec,
+    ) -> FlexTensor {
+        let (mean, inv_std) = mean_and_inv_std(&stats, spec.epsilon);
+        batch_norm_forward(&x, &mean, &inv_std, &gamma, &beta)
     }
 }
 
@@ -392,6 +470,47 @@ impl Backward<Flex, 1> for ActivationBackward {
     }
 }
 
+/// What the backward step of a batch normalisation needs: its input (a shared buffer, no copy),
+/// the statistics it normalised with and its scale.
+#[derive(Debug, Clone)]
+struct NormState {
+    x: FlexTensor,
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+    gamma: Vec<f32>,
+    batch_stats: bool,
+}
+
+#[derive(Debug)]
+struct NormBackward;
+
+impl Backward<Flex, 3> for NormBackward {
+    type State = NormState;
+
+    fn backward(self, ops: Ops<NormState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let s = ops.state;
+        let shape = s.x.shape();
+        let g = norm_geometry(&shape);
+        let (dx, dgamma, dbeta) = with_values(&dy, |dy| {
+            with_values(&s.x, |xs| {
+                norm::backward(&g, xs, dy, &s.mean, &s.inv_std, &s.gamma, s.batch_stats)
+            })
+        });
+        if let Some(node) = node_x {
+            let dx = Flex::float_from_data(TensorData::new(dx, shape), &Default::default());
+            grads.register::<Flex>(node.id, dx);
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, tensor(dgamma, [g.channels]));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, tensor(dbeta, [g.channels]));
+        }
+    }
+}
+
 /// `spec` without its pooling: the convolution's own step where gradients are tracked.
 fn unpooled(spec: ConvSpec) -> ConvSpec {
     ConvSpec { pool: None, ..spec }
@@ -470,6 +589,41 @@ impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
                 let state = ActivationState {
                     activation,
                     output: y.clone(),
+                };
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    fn lenet_batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as AutodiffBackend>::from_inner(batch_stats(x.primitive()))
+    }
+
+    fn lenet_batch_norm(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        spec: NormSpec,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (gamma, gamma_node) = gamma.into_parts();
+        let (beta, beta_node) = beta.into_parts();
+        let (mean, inv_std) = mean_and_inv_std(stats.primitive(), spec.epsilon);
+        let y = batch_norm_forward(&x, &mean, &inv_std, &gamma, &beta);
+        match NormBackward
+            .prepare::<C>([x_node, gamma_node, beta_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = NormState {
+                    x,
+                    mean,
+                    inv_std,
+                    gamma: values(&gamma),
+                    batch_stats: spec.batch_stats,
                 };
                 prep.finish(state, y)
             }

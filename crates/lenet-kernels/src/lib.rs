@@ -1,7 +1,7 @@
 //! CPU kernels for the layers LeNet-style networks spend their time in, for Burn's flex backend:
 //! 2D convolution (groups 1, any stride, padding and dilation, optionally followed by a fused
-//! ReLU, tanh or sigmoid) and pooling over non-overlapping tiles (max and average), each with its
-//! backward pass, so that training uses them too.
+//! ReLU, tanh or sigmoid), pooling over non-overlapping tiles (max and average), nonlinearities
+//! and batch normalisation, each with its backward pass, so that training uses them too.
 //!
 //! Why our own: Burn 0.22's flex computes a convolution's gradients as further convolutions (the
 //! weight gradient as a convolution with batch and channels swapped, the input gradient as a
@@ -22,13 +22,14 @@ pub mod conv;
 mod direct;
 mod extension;
 mod gemm;
+pub mod norm;
 pub mod pool;
 
 use burn::backend::Dispatch;
 use burn::tensor::{DType, Device, Tensor};
 
 pub use conv::Activation;
-pub use extension::{ConvSpec, LenetKernels};
+pub use extension::{ConvSpec, LenetKernels, NormSpec};
 pub use pool::{PoolKind, PoolSpec};
 
 /// The environment variable that turns the kernels off (`LENET_KERNELS=off`), so that Burn's own
@@ -156,5 +157,81 @@ pub fn pool2d(x: Tensor<4>, kind: PoolKind, kernel: [usize; 2]) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as LenetKernels>::lenet_pool2d(
         x.into_dispatch(),
         PoolSpec { kind, kernel },
+    ))
+}
+
+/// Whether [`batch_norm`] and [`BatchStats::of`] can compute on `x`: an `f32` tensor on flex.
+pub fn batch_norm_applies(x: &Tensor<4>) -> bool {
+    device_applies(&x.device()) && x.dtype() == DType::F32
+}
+
+/// Per-channel statistics for [`batch_norm`]: means and variances, `[2, c]`.
+#[derive(Debug, Clone)]
+pub struct BatchStats(Tensor<2>);
+
+impl BatchStats {
+    /// The batch's own statistics of `x` `[n, c, h, w]` (biased variances, as Burn's and
+    /// PyTorch's training-mode batch norm); never tracked.
+    ///
+    /// # Panics
+    /// When [`batch_norm_applies`] is false.
+    pub fn of(x: &Tensor<4>) -> BatchStats {
+        assert!(
+            batch_norm_applies(x),
+            "lenet_kernels::BatchStats::of called on a tensor it does not support"
+        );
+        BatchStats(Tensor::from_dispatch(
+            <Dispatch as LenetKernels>::lenet_batch_stats(x.clone().into_dispatch()),
+        ))
+    }
+
+    /// Given statistics (a layer's running mean and variance), `[c]` each.
+    pub fn new(mean: Tensor<1>, var: Tensor<1>) -> BatchStats {
+        let c = mean.dims()[0];
+        BatchStats(Tensor::cat(
+            vec![mean.reshape([1, c]), var.reshape([1, c])],
+            0,
+        ))
+    }
+
+    /// The means, `[c]`.
+    pub fn mean(&self) -> Tensor<1> {
+        self.row(0)
+    }
+
+    /// The variances, `[c]`.
+    pub fn var(&self) -> Tensor<1> {
+        self.row(1)
+    }
+
+    fn row(&self, i: usize) -> Tensor<1> {
+        let [_, c] = self.0.dims();
+        self.0.clone().slice([i..i + 1, 0..c]).reshape([c])
+    }
+}
+
+/// Batch normalisation of `x` `[n, c, h, w]` with `stats`, scale `gamma` and shift `beta`
+/// (`[c]` each), in one pass forward and two backward; differentiable when the tensors are on an
+/// autodiff device, through the statistics too when `spec.batch_stats` says they are `x`'s own.
+///
+/// # Panics
+/// When [`batch_norm_applies`] is false.
+pub fn batch_norm(
+    x: Tensor<4>,
+    stats: &BatchStats,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    spec: NormSpec,
+) -> Tensor<4> {
+    assert!(
+        batch_norm_applies(&x),
+        "lenet_kernels::batch_norm called on a tensor it does not support"
+    );
+    Tensor::from_dispatch(<Dispatch as LenetKernels>::lenet_batch_norm(
+        x.into_dispatch(),
+        stats.0.clone().into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        spec,
     ))
 }

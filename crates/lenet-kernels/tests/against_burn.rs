@@ -370,6 +370,111 @@ fn check_activation<const D: usize>(x: Tensor<D>, activation: Activation) {
     close(grad(true), grad(false), &format!("gradient of {what}"));
 }
 
+/// Batch normalisation with the batch's statistics (training) and with given ones (inference):
+/// values, the statistics, and the gradients of the input, scale and shift, against Burn's
+/// `batch_norm_train` and `batch_norm`.
+#[test]
+fn batch_norm_matches_burn() {
+    use burn::tensor::module::{batch_norm, batch_norm_train};
+    use lenet_kernels::{BatchStats, NormSpec};
+    let device = Device::flex();
+    for (i, dims) in [[2, 3, 4, 5], [8, 16, 28, 28], [5, 48, 14, 14], [1, 2, 1, 1]]
+        .into_iter()
+        .enumerate()
+    {
+        device.seed(40 + i as u64);
+        let u = Distribution::Uniform(-1.0, 1.0);
+        // Not centred, not of unit variance.
+        let x: Tensor<4> = Tensor::random(dims, u, &device)
+            .mul_scalar(3.0)
+            .add_scalar(0.7);
+        let gamma: Tensor<1> = Tensor::random([dims[1]], u, &device).add_scalar(1.0);
+        let beta: Tensor<1> = Tensor::random([dims[1]], u, &device);
+        let r: Tensor<4> = Tensor::random(dims, u, &device).autodiff();
+        let eps = 1e-5;
+        let what = format!("{dims:?}");
+        assert!(lenet_kernels::batch_norm_applies(&x));
+
+        let stats = BatchStats::of(&x);
+        let reference = batch_norm_train(x.clone(), gamma.clone(), beta.clone(), eps);
+        close(
+            stats.mean(),
+            reference.mean.clone(),
+            &format!("means {what}"),
+        );
+        close(
+            stats.var(),
+            reference.variance.clone(),
+            &format!("variances {what}"),
+        );
+
+        for batch_stats in [true, false] {
+            let spec = NormSpec {
+                epsilon: eps as f32,
+                batch_stats,
+            };
+            // Given statistics: made-up running ones.
+            let running = BatchStats::new(
+                Tensor::random([dims[1]], u, &device),
+                Tensor::random([dims[1]], Distribution::Uniform(0.5, 2.0), &device),
+            );
+            let run = |ours: bool| {
+                let x = x.clone().autodiff().require_grad();
+                let gamma = gamma.clone().autodiff().require_grad();
+                let beta = beta.clone().autodiff().require_grad();
+                let y = match (ours, batch_stats) {
+                    (true, true) => {
+                        let stats = BatchStats::of(&x);
+                        lenet_kernels::batch_norm(
+                            x.clone(),
+                            &stats,
+                            gamma.clone(),
+                            beta.clone(),
+                            spec,
+                        )
+                    }
+                    (true, false) => {
+                        let stats =
+                            BatchStats::new(running.mean().autodiff(), running.var().autodiff());
+                        lenet_kernels::batch_norm(
+                            x.clone(),
+                            &stats,
+                            gamma.clone(),
+                            beta.clone(),
+                            spec,
+                        )
+                    }
+                    (false, true) => {
+                        batch_norm_train(x.clone(), gamma.clone(), beta.clone(), eps).output
+                    }
+                    (false, false) => batch_norm(
+                        x.clone(),
+                        gamma.clone(),
+                        beta.clone(),
+                        running.mean().autodiff(),
+                        running.var().autodiff(),
+                        eps,
+                    ),
+                };
+                let g = (y.clone() * r.clone()).sum().backward();
+                (
+                    y.inner(),
+                    x.grad(&g).expect("input gradient"),
+                    gamma.grad(&g).expect("scale gradient"),
+                    beta.grad(&g).expect("shift gradient"),
+                )
+            };
+            let (oy, ox, og, ob) = run(true);
+            let (by, bx, bg, bb) = run(false);
+            let what = format!("{what}, batch statistics {batch_stats}");
+            close(oy, by, &format!("output {what}"));
+            close(ox, bx, &format!("input gradient {what}"));
+            close(og, bg, &format!("scale gradient {what}"));
+            close(ob, bb, &format!("shift gradient {what}"));
+        }
+    }
+}
+
 #[test]
 fn other_devices_and_dtypes_are_not_taken() {
     #[allow(deprecated)]
@@ -386,6 +491,7 @@ fn other_devices_and_dtypes_are_not_taken() {
     assert!(!lenet_kernels::conv2d_applies(&x, &w, &spec));
     assert!(!lenet_kernels::pool2d_applies(&x, [2, 2]));
     assert!(!lenet_kernels::activation_applies(&x));
+    assert!(!lenet_kernels::batch_norm_applies(&x));
     let flex = Device::flex();
     assert!(lenet_kernels::device_applies(&flex));
     assert!(lenet_kernels::device_applies(&flex.clone().autodiff()));

@@ -613,7 +613,7 @@ impl FeatureBlock {
                     None => x,
                     Some(norm) => match x {
                         FeatureMap::D1(t) => FeatureMap::D1(norm.forward(t)),
-                        FeatureMap::D2(t) => FeatureMap::D2(norm.forward(t)),
+                        FeatureMap::D2(t) => FeatureMap::D2(batch_norm_2d(norm, t)),
                         FeatureMap::D3(t) => FeatureMap::D3(norm.forward(t)),
                     },
                 }
@@ -628,6 +628,47 @@ impl FeatureBlock {
             },
         }
     }
+}
+
+/// Burn's `BatchNorm::forward` of 2D maps, on [`lenet_kernels`] where they apply: the same
+/// choice between the batch's statistics (an autodiff device and a layer in training) and the
+/// running ones, the same values, and the same update of the running statistics (burn-nn 0.22's
+/// `forward_train`; tested against it).
+fn batch_norm_2d(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    if !lenet_kernels::batch_norm_applies(&x) {
+        return norm.forward(x);
+    }
+    let spec = |batch_stats| lenet_kernels::NormSpec {
+        epsilon: norm.epsilon as f32,
+        batch_stats,
+    };
+    let (gamma, beta) = (norm.gamma.val(), norm.beta.val());
+    if !(x.device().is_autodiff() && norm.training.is_enabled()) {
+        // On x's device, as Burn's `forward_inference` (a clone shares the running statistics,
+        // which may live on another device).
+        let device = x.device();
+        let stats = lenet_kernels::BatchStats::new(
+            norm.running_mean.value().to_device(&device),
+            norm.running_var.value().to_device(&device),
+        );
+        return lenet_kernels::batch_norm(x, &stats, gamma, beta, spec(false));
+    }
+    let stats = lenet_kernels::BatchStats::of(&x);
+    let device = x.device();
+    let y = lenet_kernels::batch_norm(x, &stats, gamma, beta, spec(true));
+    let m = norm.momentum;
+    let running = |state: Tensor<1>, batch: Tensor<1>| {
+        state
+            .to_device(&device)
+            .mul_scalar(1.0 - m)
+            .add(batch.detach().mul_scalar(m))
+            .detach()
+    };
+    norm.running_mean
+        .update(running(norm.running_mean.value_sync(), stats.mean()));
+    norm.running_var
+        .update(running(norm.running_var.value_sync(), stats.var()));
+    y
 }
 
 /// The layer that makes the class scores.
@@ -1168,6 +1209,25 @@ mod tests {
             }
         }
         configs.push(sparse);
+        // Batch norm after both convolutions (mnist-best's blocks, narrower): the kernels'
+        // normalisation with the batch's statistics in training, the running ones otherwise.
+        let normed = r#"
+            num_classes = 10
+            input = { channels = 1, size = [28, 28] }
+            [[features]]
+            out_channels = 4
+            kernel = 5
+            padding = 2
+            batch_norm = true
+            pool = { kind = "max", kernel = 2 }
+            [[features]]
+            out_channels = 6
+            kernel = 5
+            padding = 2
+            batch_norm = true
+            pool = { kind = "max", kernel = 2 }
+        "#;
+        configs.push(ModelConfig::from_toml_str(normed, "<batch norm>").unwrap());
         for config in configs {
             let plan = config.plan().unwrap();
             let net = plan.build(&flex);
@@ -1224,6 +1284,14 @@ mod tests {
                     };
                     flat.push(weight.unwrap());
                     flat.extend(bias);
+                    // Batch norm: the scale's and shift's gradients, and the running
+                    // statistics after this training step's update.
+                    if let Some(norm) = &block.norm {
+                        flat.push(norm.gamma.grad(&grads).unwrap().into_data());
+                        flat.push(norm.beta.grad(&grads).unwrap().into_data());
+                        flat.push(norm.running_mean.value().into_data());
+                        flat.push(norm.running_var.value().into_data());
+                    }
                 }
                 flat.push(
                     net.output
