@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use crate::buffer::{sum, sum_map};
+use crate::buffer::{par_chunks_zeroed, sum, sum_map};
 
 /// The shape of the values: `batch` images of `channels` maps of `plane` values each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,18 +91,19 @@ pub fn forward(
     beta: &[f32],
 ) -> Vec<f32> {
     let scale: Vec<f32> = (0..g.channels).map(|c| gamma[c] * inv_std[c]).collect();
-    let mut y = vec![0.0f32; x.len()];
-    y.par_chunks_mut(g.plane.max(1))
-        .zip(x.par_chunks(g.plane.max(1)))
-        .enumerate()
-        .for_each(|(i, (ys, xs))| {
+    let plane = g.plane.max(1);
+    par_chunks_zeroed(
+        x.len(),
+        plane,
+        || (),
+        |_, i, ys| {
             let c = i % g.channels;
             let (m, a, b) = (mean[c], scale[c], beta[c]);
-            for (y, x) in ys.iter_mut().zip(xs) {
+            for (y, x) in ys.iter_mut().zip(&x[i * plane..]) {
                 *y = (x - m) * a + b;
             }
-        });
-    y
+        },
+    )
 }
 
 /// The gradients of [`forward`]: `(dx, dgamma, dbeta)` from the output's gradient `dy`.
@@ -155,19 +156,21 @@ pub fn backward(
             [a, (s1 / n) as f32, (k * k * s2 / n) as f32]
         })
         .collect();
-    let mut dx = vec![0.0f32; x.len()];
-    dx.par_chunks_mut(g.plane.max(1))
-        .zip(dy.par_chunks(g.plane.max(1)))
-        .zip(x.par_chunks(g.plane.max(1)))
-        .enumerate()
-        .for_each(|(i, ((out, d), v))| {
+    let plane = g.plane.max(1);
+    let dx = par_chunks_zeroed(
+        x.len(),
+        plane,
+        || (),
+        |_, i, out| {
             let c = i % g.channels;
             let [a, m, q] = coefficients[c];
             let mu = mean[c];
+            let (d, v) = (&dy[i * plane..], &x[i * plane..]);
             for ((o, d), v) in out.iter_mut().zip(d).zip(v) {
                 *o = a * (d - m - (v - mu) * q);
             }
-        });
+        },
+    );
     (dx, dgamma, dbeta)
 }
 
