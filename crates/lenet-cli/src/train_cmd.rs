@@ -202,8 +202,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             summary.epochs_completed
         ),
         None => format!(
-            "no validation accuracy; {} epochs",
-            summary.epochs_completed
+            "no validation accuracy; {} epoch{}",
+            summary.epochs_completed,
+            if summary.epochs_completed == 1 {
+                ""
+            } else {
+                "s"
+            }
         ),
     };
     println!(
