@@ -121,8 +121,8 @@ fn supervised_training(
 ) -> SupervisedTraining<Classifier> {
     let t = &config.training;
     let (train, valid) = loaders(config, device, data, run.done_before());
-    // Without a validation split (`data.validation = 0`) there are no validation metrics (Burn
-    // would fail to compute them over no batches) and no best epoch to keep.
+    // Without a validation split (`data.validation = 0`) there are no validation metrics to
+    // compute and no best epoch to keep.
     let validating = !data.valid.indices.is_empty();
     let mut checkpoints = ComposedCheckpointingStrategy::builder()
         .add(KeepLastNCheckpoints::new(t.keep_checkpoints.max(1)));
