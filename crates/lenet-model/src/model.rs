@@ -643,10 +643,10 @@ fn batch_norm_2d(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
         batch_stats,
     };
     let (gamma, beta) = (norm.gamma.val(), norm.beta.val());
-    if !(x.device().is_autodiff() && norm.training.is_enabled()) {
+    let device = x.device();
+    if !(device.is_autodiff() && norm.training.is_enabled()) {
         // On x's device, as Burn's `forward_inference` (a clone shares the running statistics,
         // which may live on another device).
-        let device = x.device();
         let stats = lenet_kernels::BatchStats::new(
             norm.running_mean.value().to_device(&device),
             norm.running_var.value().to_device(&device),
@@ -654,7 +654,6 @@ fn batch_norm_2d(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
         return lenet_kernels::batch_norm(x, &stats, gamma, beta, spec(false));
     }
     let stats = lenet_kernels::BatchStats::of(&x);
-    let device = x.device();
     let y = lenet_kernels::batch_norm(x, &stats, gamma, beta, spec(true));
     let m = norm.momentum;
     let running = |state: Tensor<1>, batch: Tensor<1>| {
