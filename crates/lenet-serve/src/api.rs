@@ -6,8 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -60,8 +61,29 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/runs/{id}/evaluation", get(run_evaluation))
         .route("/api/predict", post(predict))
         .fallback(|| async { ServeError::NotFound("no such page or endpoint".into()) })
+        .layer(middleware::from_fn(refuse_announced_oversize))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Refuses a body whose announced length (`Content-Length`) is over [`MAX_BODY`] before any
+/// of it is read, so a client learns at once rather than after uploading it; a body sent
+/// without a length is cut off at the limit by `DefaultBodyLimit` (the predict handler).
+async fn refuse_announced_oversize(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return too_large().into_response();
+    }
+    next.run(request).await
+}
+
+/// The answer to a body over [`MAX_BODY`].
+fn too_large() -> ServeError {
+    ServeError::TooLarge(format!("the body is larger than {} MB", MAX_BODY >> 20))
 }
 
 fn asset(kind: &'static str, body: &'static str) -> Response {
@@ -182,9 +204,7 @@ async fn predict(
 ) -> Result<Json<Value>, ServeError> {
     let Query(q) = query.map_err(|e| ServeError::BadRequest(e.body_text()))?;
     let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ServeError::TooLarge(format!("the body is larger than {} MB", MAX_BODY >> 20))
-        }
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         _ => ServeError::BadRequest(e.body_text()),
     })?;
     let run = match q.run {

@@ -1,6 +1,6 @@
 //! Errors, each with its HTTP status.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -52,6 +52,14 @@ impl ServeError {
 
 impl IntoResponse for ServeError {
     fn into_response(self) -> Response {
-        (self.status(), Json(json!({ "error": self.to_string() }))).into_response()
+        let status = self.status();
+        let body = Json(json!({ "error": self.to_string() }));
+        if let ServeError::TooLarge(_) = self {
+            // The rest of the body is left unread, so this connection cannot carry another
+            // request: say so, or a keep-alive client sends its next request into a socket
+            // the server has closed (a "broken pipe" on the client's side).
+            return (status, [(header::CONNECTION, "close")], body).into_response();
+        }
+        (status, body).into_response()
     }
 }

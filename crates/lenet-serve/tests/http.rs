@@ -308,6 +308,46 @@ fn bad_requests_get_4xx_json_and_the_server_keeps_serving() {
     assert_eq!(get(&format!("{base}/healthz")).0, 200);
 }
 
+/// A body announced over the limit is refused at once (413) with `Connection: close`, and
+/// the server closes the connection: the unread body cannot be mistaken for a next request,
+/// and a keep-alive client does not send its next request into a closed socket.
+#[test]
+fn an_oversized_body_is_refused_and_its_connection_closed() {
+    use std::io::{Read, Write};
+    let root = tempfile::tempdir().unwrap();
+    make_run(root.path(), "good");
+    let base = start(options(root.path(), 1));
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let request = format!(
+        "POST /api/predict?run=good HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+        9 << 20
+    );
+    // The headers only: the limit is checked against Content-Length before any body is read.
+    stream.write_all(request.as_bytes()).unwrap();
+    // Everything up to the server's end of the connection, or a 30-second timeout.
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let closed = loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break Ok(()),
+            Ok(n) => reply.extend_from_slice(&chunk[..n]),
+            Err(e) => break Err(e),
+        }
+    };
+    let reply = String::from_utf8_lossy(&reply).to_lowercase();
+    assert!(reply.starts_with("http/1.1 413"), "{reply}");
+    assert!(reply.contains("\r\nconnection: close\r\n"), "{reply}");
+    assert!(reply.contains("larger than 8 mb"), "{reply}");
+    assert!(closed.is_ok(), "the connection stays open: {closed:?}");
+    // The server goes on serving new connections.
+    assert_eq!(get(&format!("{base}/healthz")).0, 200);
+}
+
 /// The files under `dir`, relative, sorted.
 fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
