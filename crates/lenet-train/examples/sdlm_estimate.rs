@@ -11,9 +11,9 @@
 //! cargo run --example sdlm_estimate -- configs/lenet5-1998.toml RUN_DIR  # at RUN_DIR/model.bpk
 //! ```
 //!
-//! The data is read from `LENET_DATA_DIR` (default `data`), never downloaded.
+//! The data is read from `LENET_DATA_DIR` (default `data`, as for `lenet`), never downloaded.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use burn::module::{Module, ModuleVisitor, Param};
@@ -33,10 +33,8 @@ fn main() -> Result<()> {
     let config = RunConfig::load(&config_path, &[])
         .with_context(|| format!("cannot read {}", config_path.display()))?;
     let plan = config.model.plan()?;
-    let root =
-        std::env::var_os("LENET_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from);
     let options = DataOptions {
-        root,
+        root: lenet_data::resolve_data_root(None),
         offline: true,
         report_downloads: false,
     };
@@ -46,7 +44,7 @@ fn main() -> Result<()> {
     let net = match &run {
         None => plan.build(&device),
         Some(dir) => {
-            let weights = Path::new(dir).join("model.bpk");
+            let weights = dir.join("model.bpk");
             TrainedModel::from_weights(config.clone(), &weights, device.clone(), String::new())
                 .with_context(|| format!("cannot load {}", weights.display()))?
                 .net
