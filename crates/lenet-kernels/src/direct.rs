@@ -492,12 +492,38 @@ fn rows_t_times(
     unreachable!("the direct kernels need AVX2 and FMA (checked by conv::Method)");
 }
 
+/// Whether the products with channels in the lanes run in 16-float AVX-512 vectors: on a
+/// machine with AVX-512F, for 32 channels or more in multiples of 16 (`mnist-best`'s 48,
+/// `fashion-best`'s 48 and 96), unless `LENET_KERNELS=avx2`. With fewer channels (LeNet-5's
+/// 16) a 16-float vector per row loads as often as it multiplies, and the AVX2 kernels were
+/// measured as fast or faster (docs/performance.md).
+#[cfg(target_arch = "x86_64")]
+fn wide_vectors(o8: usize) -> bool {
+    o8 >= 2 * WIDE && o8.is_multiple_of(WIDE) && avx512_on()
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx512_on() -> bool {
+    crate::avx512() && !crate::switch_is("avx2")
+}
+
+/// Floats per AVX-512 vector.
+#[cfg(target_arch = "x86_64")]
+const WIDE: usize = 16;
+
 /// `out[p][·] = Σ_t src[pos[p] + tap[t]] · w[t][·]` for every position (`out` is
 /// `positions × o8`, `w` is `taps × o8`).
 fn gather_times(src: &[f32], gather: &Gather, w: &[f32], o8: usize, out: &mut [f32]) {
     let (taps, positions) = (gather.tap.len(), gather.pos.len());
     assert!(src.len() >= gather.reach(), "direct conv: image size");
     assert!(w.len() >= taps * o8 && out.len() >= positions * o8 && o8.is_multiple_of(LANES));
+    #[cfg(target_arch = "x86_64")]
+    if wide_vectors(o8) {
+        // SAFETY: AVX-512F is present and `o8` a multiple of 16 (checked just above); the
+        // offsets and sizes as below.
+        unsafe { avx512::gather_times(src, &gather.tap, &gather.pos, w, o8, out) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if crate::avx2_fma() {
         // SAFETY: AVX2 and FMA are present (checked just above); every offset `pos[p] +
@@ -516,12 +542,36 @@ fn gather_t_times(src: &[f32], gather: &Gather, dy: &[f32], o8: usize, dw: &mut 
     assert!(src.len() >= gather.reach(), "direct conv: image size");
     assert!(dy.len() >= positions * o8 && dw.len() >= taps * o8 && o8.is_multiple_of(LANES));
     #[cfg(target_arch = "x86_64")]
+    if wide_vectors(o8) {
+        // SAFETY: as in `gather_times`.
+        unsafe { avx512::gather_t_times(src, &gather.tap, &gather.pos, dy, o8, dw) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if crate::avx2_fma() {
         // SAFETY: as in `gather_times`.
         unsafe { avx2::gather_t_times(src, &gather.tap, &gather.pos, dy, o8, dw) };
         return;
     }
     unreachable!("the direct kernels need AVX2 and FMA (checked by conv::Method)");
+}
+
+/// Calls `$f::<n, $v>` for a runtime `n` in `1..=8` (the rows or taps of a full block, fewer
+/// for the tail of a blocked loop): for `avx2` and `avx512`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! dispatch {
+    ($f:ident, $v:literal, $n:expr, $($arg:expr),*) => {
+        match $n {
+            1 => $f::<1, $v>($($arg),*),
+            2 => $f::<2, $v>($($arg),*),
+            3 => $f::<3, $v>($($arg),*),
+            4 => $f::<4, $v>($($arg),*),
+            5 => $f::<5, $v>($($arg),*),
+            6 => $f::<6, $v>($($arg),*),
+            7 => $f::<7, $v>($($arg),*),
+            _ => $f::<8, $v>($($arg),*),
+        }
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -803,23 +853,6 @@ mod avx2 {
         }
     }
 
-    /// Calls `$f::<n, $v>` for a runtime `n` in `1..=8` (at most [`rows_per_block`]; smaller
-    /// for the tail of a blocked loop).
-    macro_rules! dispatch {
-        ($f:ident, $v:literal, $n:expr, $($arg:expr),*) => {
-            match $n {
-                1 => $f::<1, $v>($($arg),*),
-                2 => $f::<2, $v>($($arg),*),
-                3 => $f::<3, $v>($($arg),*),
-                4 => $f::<4, $v>($($arg),*),
-                5 => $f::<5, $v>($($arg),*),
-                6 => $f::<6, $v>($($arg),*),
-                7 => $f::<7, $v>($($arg),*),
-                _ => $f::<8, $v>($($arg),*),
-            }
-        };
-    }
-
     /// Rows per block: 6 with two vectors of channels, 8 with one (measured better than 6 and
     /// than 12, whose row pointers no longer fit in the general registers).
     fn rows_per_block(vectors: usize) -> usize {
@@ -898,6 +931,168 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    //! The products of [`super::avx2`]'s `block` and `block_t` in 16-float vectors, for many
+    //! channels: `N` rows against `V` vectors of 16 channels, `N·V` accumulators (24 of the 32
+    //! registers), so that each tap's broadcasts and weight loads feed three times as many
+    //! multiply-adds as with two 8-float vectors. The two blocks repeat `avx2`'s with the
+    //! 16-float intrinsics: a block generic over the vector type would call trait methods that
+    //! Rust compiles, and inlines, only with the target features of their own definition.
+
+    use std::arch::x86_64::*;
+
+    use super::WIDE;
+
+    #[inline]
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn block<const N: usize, const V: usize>(
+        src: *const f32,
+        tap: &[usize],
+        pos: &[usize],
+        w: *const f32,
+        o8: usize,
+        out: *mut f32,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); V]; N];
+        let mut rows = [src; N];
+        for q in 0..N {
+            rows[q] = src.add(pos[q]);
+        }
+        for (t, &offset) in tap.iter().enumerate() {
+            let wt = w.add(t * o8);
+            let mut wv = [_mm512_setzero_ps(); V];
+            for (v, wv) in wv.iter_mut().enumerate() {
+                *wv = _mm512_loadu_ps(wt.add(v * WIDE));
+            }
+            for q in 0..N {
+                let xv = _mm512_set1_ps(*rows[q].add(offset));
+                for v in 0..V {
+                    acc[q][v] = _mm512_fmadd_ps(xv, wv[v], acc[q][v]);
+                }
+            }
+        }
+        for q in 0..N {
+            for v in 0..V {
+                _mm512_storeu_ps(out.add(q * o8 + v * WIDE), acc[q][v]);
+            }
+        }
+    }
+
+    #[inline]
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn block_t<const T: usize, const V: usize>(
+        src: *const f32,
+        tap: &[usize],
+        pos: &[usize],
+        dy: *const f32,
+        o8: usize,
+        dw: *mut f32,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); V]; T];
+        let mut cols = [src; T];
+        for k in 0..T {
+            cols[k] = src.add(tap[k]);
+        }
+        for (p, &offset) in pos.iter().enumerate() {
+            let d = dy.add(p * o8);
+            let mut dv = [_mm512_setzero_ps(); V];
+            for (v, dv) in dv.iter_mut().enumerate() {
+                *dv = _mm512_loadu_ps(d.add(v * WIDE));
+            }
+            for k in 0..T {
+                let xv = _mm512_set1_ps(*cols[k].add(offset));
+                for v in 0..V {
+                    acc[k][v] = _mm512_fmadd_ps(xv, dv[v], acc[k][v]);
+                }
+            }
+        }
+        for k in 0..T {
+            for v in 0..V {
+                let at = dw.add(k * o8 + v * WIDE);
+                _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), acc[k][v]));
+            }
+        }
+    }
+
+    /// Rows per block: 8 (24 accumulators with three vectors of channels; 16 with two, 8 with
+    /// one).
+    const ROWS: usize = 8;
+
+    /// Vectors of the channel block that starts at `ob` of `o16` channels (a multiple of 16):
+    /// blocks of at most three 16-float vectors (48 → 3; 64 → 3 + 1; 96 → 3 + 3).
+    fn vectors_at(o16: usize, ob: usize) -> usize {
+        ((o16 - ob) / WIDE).min(3)
+    }
+
+    /// See `super::gather_times`.
+    ///
+    /// # Safety
+    /// AVX-512F is present; every `pos[p] + tap[t]` indexes `src`; `w` holds `tap.len() × o8`
+    /// values, `out` `pos.len() × o8`; `o8` is a multiple of 16.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gather_times(
+        src: &[f32],
+        tap: &[usize],
+        pos: &[usize],
+        w: &[f32],
+        o8: usize,
+        out: &mut [f32],
+    ) {
+        let (src, w, out) = (src.as_ptr(), w.as_ptr(), out.as_mut_ptr());
+        let mut ob = 0;
+        while ob < o8 {
+            let vectors = vectors_at(o8, ob);
+            let mut p = 0;
+            while p < pos.len() {
+                let n = ROWS.min(pos.len() - p);
+                let (w, out) = (w.add(ob), out.add(p * o8 + ob));
+                match vectors {
+                    3 => dispatch!(block, 3, n, src, tap, &pos[p..], w, o8, out),
+                    2 => dispatch!(block, 2, n, src, tap, &pos[p..], w, o8, out),
+                    _ => dispatch!(block, 1, n, src, tap, &pos[p..], w, o8, out),
+                }
+                p += n;
+            }
+            ob += vectors * WIDE;
+        }
+    }
+
+    /// See `super::gather_t_times`.
+    ///
+    /// # Safety
+    /// As for [`gather_times`], with `dy` `pos.len() × o8` and `dw` `tap.len() × o8`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gather_t_times(
+        src: &[f32],
+        tap: &[usize],
+        pos: &[usize],
+        dy: &[f32],
+        o8: usize,
+        dw: &mut [f32],
+    ) {
+        let (src, dy, dw) = (src.as_ptr(), dy.as_ptr(), dw.as_mut_ptr());
+        let mut ob = 0;
+        while ob < o8 {
+            let vectors = vectors_at(o8, ob);
+            let mut t = 0;
+            while t < tap.len() {
+                let n = ROWS.min(tap.len() - t);
+                let (dy, dw) = (dy.add(ob), dw.add(t * o8 + ob));
+                match vectors {
+                    3 => dispatch!(block_t, 3, n, src, &tap[t..], pos, dy, o8, dw),
+                    2 => dispatch!(block_t, 2, n, src, &tap[t..], pos, dy, o8, dw),
+                    _ => dispatch!(block_t, 1, n, src, &tap[t..], pos, dy, o8, dw),
+                }
+                t += n;
+            }
+            ob += vectors * WIDE;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -916,6 +1111,39 @@ mod tests {
                 ((state >> 40) as f32 / (1u64 << 23) as f32) - 1.0
             })
             .collect()
+    }
+
+    /// The 16-float products give the 8-float ones to the bit (the same multiply-adds on each
+    /// value, in the same order), for channel blocks of 3, 2 and 1 vectors and row and tap
+    /// counts that leave a tail.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx512_products_equal_the_avx2_ones() {
+        if !(crate::avx512() && crate::avx2_fma()) {
+            lenet_data::testing::unavailable("no AVX-512F: the 16-float products are not tested");
+            return;
+        }
+        let src = noise(600, 1);
+        let tap: Vec<usize> = (0..11).map(|t| t * 17 % 90).collect();
+        let pos: Vec<usize> = (0..13).map(|p| p * 29 % 500).collect();
+        for o16 in [32, 48, 64, 80, 96, 112] {
+            let w = noise(tap.len() * o16, 2);
+            let dy = noise(pos.len() * o16, 3);
+            let (mut out8, mut out16) = (vec![0.0; pos.len() * o16], vec![1.0; pos.len() * o16]);
+            let dw0 = noise(tap.len() * o16, 4);
+            let (mut dw8, mut dw16) = (dw0.clone(), dw0.clone());
+            // SAFETY: AVX2, FMA and AVX-512F are present (checked above); every
+            // `pos[p] + tap[t]` is below 600; `w`, `dw` hold `taps × o16` values, `dy` and
+            // the outputs `positions × o16`; `o16` is a multiple of 16.
+            unsafe {
+                avx2::gather_times(&src, &tap, &pos, &w, o16, &mut out8);
+                avx512::gather_times(&src, &tap, &pos, &w, o16, &mut out16);
+                avx2::gather_t_times(&src, &tap, &pos, &dy, o16, &mut dw8);
+                avx512::gather_t_times(&src, &tap, &pos, &dy, o16, &mut dw16);
+            }
+            assert_eq!(out8, out16, "{o16} channels: products");
+            assert_eq!(dw8, dw16, "{o16} channels: transposed products");
+        }
     }
 
     /// `a` and `b` agree within `1e-5` of the largest magnitude (the sums run in another order).

@@ -7,7 +7,8 @@
 //! weight gradient as a convolution with batch and channels swapped, the input gradient as a
 //! transposed convolution), which is slow for LeNet's few channels and large spatial kernels of
 //! the gradient. Here each pass is computed by one of three methods ([`conv::Method`]): direct
-//! register-blocked products that read the padded image in place (x86-64 with AVX2 and FMA), a
+//! register-blocked products that read the padded image in place (x86-64 with AVX2 and FMA; their
+//! channel products in AVX-512 for layers of 32 channels or more where the machine has it), a
 //! dense layer's matrix products (a kernel covering its whole input), or im2col plus one matrix
 //! product per image (everywhere). Measured figures and the commands that give them are in
 //! `docs/performance.md`.
@@ -33,8 +34,9 @@ pub use extension::{ConvSpec, LenetKernels, NormSpec};
 pub use pool::{PoolKind, PoolSpec};
 
 /// The environment variable that turns the kernels off (`LENET_KERNELS=off`), so that Burn's own
-/// operations run everywhere, or keeps them on without the direct convolution
-/// (`LENET_KERNELS=im2col`): for before/after measurements, or to rule the kernels out.
+/// operations run everywhere, keeps them on without the direct convolution
+/// (`LENET_KERNELS=im2col`), or without its AVX-512 products (`LENET_KERNELS=avx2`): for
+/// before/after measurements, or to rule the kernels out.
 pub const SWITCH: &str = "LENET_KERNELS";
 
 /// Whether [`SWITCH`] is set to `value` (read once per process).
@@ -53,6 +55,20 @@ pub(crate) fn avx2_fma() -> bool {
             std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
         })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this machine has AVX-512F (x86-64; checked once): what the direct kernels' 16-float
+/// products with channels in the lanes need.
+pub(crate) fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVAILABLE.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
