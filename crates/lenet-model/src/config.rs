@@ -32,7 +32,7 @@ pub struct ModelConfig {
     pub classifier: ClassifierConfig,
     /// Number of output logits.
     pub num_classes: usize,
-    /// How the weights start (`default` or `fan_in_uniform`).
+    /// How the weights start (`default`, `fan_in_uniform` or `lecun_uniform`).
     #[serde(default, skip_serializing_if = "Init::is_default")]
     pub init: Init,
 }
@@ -49,6 +49,23 @@ pub enum Init {
     /// the unit's number of inputs (its fan-in: with a connection table, each filter's own;
     /// for subsampling, the window).
     FanInUniform,
+    /// LeCun, Bottou, Orr, Müller, "Efficient BackProp" (1998, §4.6), Keras's `lecun_uniform`:
+    /// every weight and bias of a unit uniform in ±√(3/F), a standard deviation of 1/√F, with
+    /// F as for [`Init::FanInUniform`].
+    LecunUniform,
+}
+
+impl Init {
+    /// The bound of the uniform distribution for a unit of fan-in `inputs`, for the fan-in
+    /// initialisations (`None` for [`Init::Default`]).
+    pub fn fan_in_limit(self, inputs: usize) -> Option<f32> {
+        let f = inputs as f32;
+        match self {
+            Init::Default => None,
+            Init::FanInUniform => Some(2.4 / f),
+            Init::LecunUniform => Some((3.0 / f).sqrt()),
+        }
+    }
 }
 
 impl Init {

@@ -750,14 +750,16 @@ impl Plan {
         };
         match self.init {
             Init::Default => net,
-            Init::FanInUniform => fan_in_uniform(net),
+            init => by_fan_in(net, init),
         }
     }
 }
 
-/// LeCun et al. (1998, Appendix A): each unit's weights and bias uniform in ±2.4/F, F its
-/// fan-in. Kernels outside a connection table stay at zero.
-fn fan_in_uniform(mut net: ConvNet) -> ConvNet {
+/// Each unit's weights and bias uniform in ±`init.fan_in_limit(F)`, F its fan-in (±2.4/F for
+/// LeCun et al. 1998, Appendix A; ±√(3/F) for Efficient BackProp). Kernels outside a
+/// connection table stay at zero.
+fn by_fan_in(mut net: ConvNet, init: Init) -> ConvNet {
+    let limit_for = |inputs: usize| init.fan_in_limit(inputs).unwrap_or(0.0);
     for block in &mut net.features {
         let table = block.connections.clone();
         let table = table.as_deref();
@@ -767,7 +769,7 @@ fn fan_in_uniform(mut net: ConvNet) -> ConvNet {
             (0..dims[0])
                 .map(|o| {
                     let inputs = table.map_or(dims[1], |t| t[o].len());
-                    2.4 / (inputs * taps) as f32
+                    limit_for(inputs * taps)
                 })
                 .collect()
         };
@@ -786,7 +788,7 @@ fn fan_in_uniform(mut net: ConvNet) -> ConvNet {
             }
         }
         if let (Some(sub), Some(pool)) = (&mut block.subsample, &block.pool) {
-            let limit = vec![2.4 / pool.window() as f32; sub.bias.dims()[0]];
+            let limit = vec![limit_for(pool.window()); sub.bias.dims()[0]];
             sub.coefficient = uniform_rows(&sub.coefficient, &limit);
             sub.bias = uniform_rows(&sub.bias, &limit);
         }
@@ -798,7 +800,7 @@ fn fan_in_uniform(mut net: ConvNet) -> ConvNet {
     for layer in net.hidden.iter_mut().chain(output) {
         // Burn stores a linear layer's weights as [inputs, outputs].
         let [inputs, outputs] = layer.weight.dims();
-        let limit = 2.4 / inputs as f32;
+        let limit = limit_for(inputs);
         layer.weight = uniform_rows(&layer.weight, &vec![limit; inputs]);
         if let Some(b) = &layer.bias {
             layer.bias = Some(uniform_rows(b, &vec![limit; outputs]));
@@ -931,10 +933,11 @@ mod tests {
         #[allow(deprecated)]
         let devices = [Device::flex(), Device::ndarray()];
         // Built on the autodiff device as `lenet train` builds it (no `.train()` afterwards),
-        // with both initialisations: every parameter must be a leaf that requires gradients.
+        // with every initialisation: every parameter must be a leaf that requires gradients.
+        let inits = [Init::Default, Init::FanInUniform, Init::LecunUniform];
         let runs = devices
             .into_iter()
-            .flat_map(|d| [(d.clone(), Init::Default), (d, Init::FanInUniform)]);
+            .flat_map(|d| inits.map(|init| (d.clone(), init)));
         for (device, init) in runs {
             device.seed(11);
             config.init = init;
@@ -1098,14 +1101,19 @@ mod tests {
         }
     }
 
-    /// `init = "fan_in_uniform"`: each unit's weights and bias within ±2.4/F and spread over it
-    /// (F: C3's filters see 3, 4 or 6 maps of 25 taps; S2 and S4 a window of 4; F6 120 inputs),
-    /// the kernels outside the table at zero.
+    /// `init = "fan_in_uniform"` and `init = "lecun_uniform"`: each unit's weights and bias
+    /// within ±2.4/F (resp. ±√(3/F)) and spread over it (F: C3's filters see 3, 4 or 6 maps of
+    /// 25 taps; S2 and S4 a window of 4; F6 120 inputs), the kernels outside the table at zero.
     #[test]
-    fn fan_in_uniform_init_follows_each_units_fan_in() {
+    fn fan_in_inits_follow_each_units_fan_in() {
+        fan_in_init_follows_each_units_fan_in(Init::FanInUniform, |f| 2.4 / f as f32);
+        fan_in_init_follows_each_units_fan_in(Init::LecunUniform, |f| (3.0 / f as f32).sqrt());
+    }
+
+    fn fan_in_init_follows_each_units_fan_in(init: Init, bound: fn(usize) -> f32) {
         let table = crate::presets::lenet5_c3_table();
         let mut config = crate::preset("lenet5-classic").unwrap();
-        config.init = Init::FanInUniform;
+        config.init = init;
         config.features[1].connections = Some(table.clone());
         for block in &mut config.features[..2] {
             if let Some(pool) = block.pool.as_mut() {
@@ -1117,11 +1125,11 @@ mod tests {
         let net = config.init(&device).unwrap();
         let within = |v: &[f32], limit: f32, what: &str| {
             let largest = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-            assert!(largest <= limit, "{what}: {largest} above {limit}");
+            assert!(largest <= limit, "{init:?} {what}: {largest} above {limit}");
             if v.len() >= 20 {
                 assert!(
                     largest > 0.5 * limit,
-                    "{what}: {largest} does not spread over ±{limit}"
+                    "{init:?} {what}: {largest} does not spread over ±{limit}"
                 );
             }
         };
@@ -1131,29 +1139,29 @@ mod tests {
         let w = values(c3.weight.val().into_data()).unwrap();
         let b = values(c3.bias.as_ref().unwrap().val().into_data()).unwrap();
         for (o, inputs) in table.iter().enumerate() {
-            let limit = 2.4 / (inputs.len() * 25) as f32;
+            let limit = bound(inputs.len() * 25);
             let filter = &w[o * 150..(o + 1) * 150];
             let connected: Vec<f32> = (0..6)
                 .filter(|i| inputs.contains(i))
                 .flat_map(|i| filter[i * 25..(i + 1) * 25].to_vec())
                 .collect();
             within(&connected, limit, &format!("C3 filter {o}"));
-            assert!(b[o].abs() <= limit, "C3 bias {o}");
+            assert!(b[o].abs() <= limit, "{init:?} C3 bias {o}");
             for i in (0..6).filter(|i| !inputs.contains(i)) {
                 assert!(
                     filter[i * 25..(i + 1) * 25].iter().all(|&v| v == 0.0),
-                    "C3 kernel ({o}, {i})"
+                    "{init:?} C3 kernel ({o}, {i})"
                 );
             }
         }
         let sub = net.features[0].subsample.as_ref().unwrap();
         let coefficients = values(sub.coefficient.val().into_data()).unwrap();
         assert_eq!(coefficients.len(), 6);
-        within(&coefficients, 0.6, "S2 coefficients");
+        within(&coefficients, bound(4), "S2 coefficients");
         let f6 = values(net.hidden[0].weight.val().into_data()).unwrap();
-        within(&f6, 2.4 / 120.0, "F6 weights");
+        within(&f6, bound(120), "F6 weights");
         let out = values(net.output.linear().unwrap().weight.val().into_data()).unwrap();
-        within(&out, 2.4 / 84.0, "output weights");
+        within(&out, bound(84), "output weights");
     }
 
     /// Whole networks on flex (where the convolutions and poolings run on `lenet_kernels`) give
