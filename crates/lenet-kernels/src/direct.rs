@@ -574,6 +574,101 @@ macro_rules! dispatch {
     };
 }
 
+/// The register-blocked products of `avx2` and `avx512`, written once: `N` rows of the
+/// gathered operand against `V` vectors of channels (`N·V` accumulators), and the transposed
+/// product. A macro, not a function generic over the vector type: such a function would call
+/// trait methods that Rust compiles, and inlines, only with the target features of their own
+/// definition. `$broadcast` takes a `*const f32`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! register_blocks {
+    (
+        feature: $feature:literal,
+        lanes: $lanes:ident,
+        zero: $zero:ident,
+        load: $load:ident,
+        store: $store:ident,
+        add: $add:ident,
+        fma: $fma:ident,
+        broadcast: $broadcast:ident
+    ) => {
+        /// `out[q][..V vectors] = Σ_t src[pos[q] + tap[t]] · w[t][..V vectors]` for `q < N`.
+        /// (Indexed loops over the const-size accumulator arrays: the form that was measured.)
+        #[inline]
+        #[allow(clippy::needless_range_loop)]
+        #[target_feature(enable = $feature)]
+        unsafe fn block<const N: usize, const V: usize>(
+            src: *const f32,
+            tap: &[usize],
+            pos: &[usize],
+            w: *const f32,
+            o8: usize,
+            out: *mut f32,
+        ) {
+            let mut acc = [[$zero(); V]; N];
+            let mut rows = [src; N];
+            for q in 0..N {
+                rows[q] = src.add(pos[q]);
+            }
+            for (t, &offset) in tap.iter().enumerate() {
+                let wt = w.add(t * o8);
+                let mut wv = [$zero(); V];
+                for (v, wv) in wv.iter_mut().enumerate() {
+                    *wv = $load(wt.add(v * $lanes));
+                }
+                for q in 0..N {
+                    let xv = $broadcast(rows[q].add(offset));
+                    for v in 0..V {
+                        acc[q][v] = $fma(xv, wv[v], acc[q][v]);
+                    }
+                }
+            }
+            for q in 0..N {
+                for v in 0..V {
+                    $store(out.add(q * o8 + v * $lanes), acc[q][v]);
+                }
+            }
+        }
+
+        /// `dw[k][..V vectors] += Σ_p src[pos[p] + tap[k]] · dy[p][..V vectors]` for `k < T`.
+        #[inline]
+        #[allow(clippy::needless_range_loop)]
+        #[target_feature(enable = $feature)]
+        unsafe fn block_t<const T: usize, const V: usize>(
+            src: *const f32,
+            tap: &[usize],
+            pos: &[usize],
+            dy: *const f32,
+            o8: usize,
+            dw: *mut f32,
+        ) {
+            let mut acc = [[$zero(); V]; T];
+            let mut cols = [src; T];
+            for k in 0..T {
+                cols[k] = src.add(tap[k]);
+            }
+            for (p, &offset) in pos.iter().enumerate() {
+                let d = dy.add(p * o8);
+                let mut dv = [$zero(); V];
+                for (v, dv) in dv.iter_mut().enumerate() {
+                    *dv = $load(d.add(v * $lanes));
+                }
+                for k in 0..T {
+                    let xv = $broadcast(cols[k].add(offset));
+                    for v in 0..V {
+                        acc[k][v] = $fma(xv, dv[v], acc[k][v]);
+                    }
+                }
+            }
+            for k in 0..T {
+                for v in 0..V {
+                    let at = dw.add(k * o8 + v * $lanes);
+                    $store(at, $add($load(at), acc[k][v]));
+                }
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     //! The register-blocked products: `N` rows of the gathered operand against `V` vectors of
@@ -583,80 +678,22 @@ mod avx2 {
 
     use super::LANES;
 
-    /// `out[q][..8V] = Σ_t src[pos[q] + tap[t]] · w[t][..8V]` for `q < N`. (Indexed loops over
-    /// the const-size accumulator arrays: the form that was measured.)
+    /// `_mm256_broadcast_ss` of a value read through a pointer.
     #[inline]
-    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn block<const N: usize, const V: usize>(
-        src: *const f32,
-        tap: &[usize],
-        pos: &[usize],
-        w: *const f32,
-        o8: usize,
-        out: *mut f32,
-    ) {
-        let mut acc = [[_mm256_setzero_ps(); V]; N];
-        let mut rows = [src; N];
-        for q in 0..N {
-            rows[q] = src.add(pos[q]);
-        }
-        for (t, &offset) in tap.iter().enumerate() {
-            let wt = w.add(t * o8);
-            let mut wv = [_mm256_setzero_ps(); V];
-            for (v, wv) in wv.iter_mut().enumerate() {
-                *wv = _mm256_loadu_ps(wt.add(v * LANES));
-            }
-            for q in 0..N {
-                let xv = _mm256_broadcast_ss(&*rows[q].add(offset));
-                for v in 0..V {
-                    acc[q][v] = _mm256_fmadd_ps(xv, wv[v], acc[q][v]);
-                }
-            }
-        }
-        for q in 0..N {
-            for v in 0..V {
-                _mm256_storeu_ps(out.add(q * o8 + v * LANES), acc[q][v]);
-            }
-        }
+    unsafe fn broadcast(p: *const f32) -> __m256 {
+        _mm256_broadcast_ss(&*p)
     }
 
-    /// `dw[k][..8V] += Σ_p src[pos[p] + tap[k]] · dy[p][..8V]` for `k < T`.
-    #[inline]
-    #[allow(clippy::needless_range_loop)]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn block_t<const T: usize, const V: usize>(
-        src: *const f32,
-        tap: &[usize],
-        pos: &[usize],
-        dy: *const f32,
-        o8: usize,
-        dw: *mut f32,
-    ) {
-        let mut acc = [[_mm256_setzero_ps(); V]; T];
-        let mut cols = [src; T];
-        for k in 0..T {
-            cols[k] = src.add(tap[k]);
-        }
-        for (p, &offset) in pos.iter().enumerate() {
-            let d = dy.add(p * o8);
-            let mut dv = [_mm256_setzero_ps(); V];
-            for (v, dv) in dv.iter_mut().enumerate() {
-                *dv = _mm256_loadu_ps(d.add(v * LANES));
-            }
-            for k in 0..T {
-                let xv = _mm256_broadcast_ss(&*cols[k].add(offset));
-                for v in 0..V {
-                    acc[k][v] = _mm256_fmadd_ps(xv, dv[v], acc[k][v]);
-                }
-            }
-        }
-        for k in 0..T {
-            for v in 0..V {
-                let at = dw.add(k * o8 + v * LANES);
-                _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), acc[k][v]));
-            }
-        }
+    register_blocks! {
+        feature: "avx2,fma",
+        lanes: LANES,
+        zero: _mm256_setzero_ps,
+        load: _mm256_loadu_ps,
+        store: _mm256_storeu_ps,
+        add: _mm256_add_ps,
+        fma: _mm256_fmadd_ps,
+        broadcast: broadcast
     }
 
     /// Output channels per block of the kernels with positions in the lanes (times two vectors
@@ -936,85 +973,29 @@ mod avx512 {
     //! The products of [`super::avx2`]'s `block` and `block_t` in 16-float vectors, for many
     //! channels: `N` rows against `V` vectors of 16 channels, `N·V` accumulators (24 of the 32
     //! registers), so that each tap's broadcasts and weight loads feed three times as many
-    //! multiply-adds as with two 8-float vectors. The two blocks repeat `avx2`'s with the
-    //! 16-float intrinsics: a block generic over the vector type would call trait methods that
-    //! Rust compiles, and inlines, only with the target features of their own definition.
+    //! multiply-adds as with two 8-float vectors (the blocks: `register_blocks!` with the
+    //! 16-float intrinsics).
 
     use std::arch::x86_64::*;
 
     use super::WIDE;
 
+    /// `_mm512_set1_ps` of a value read through a pointer.
     #[inline]
-    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f")]
-    unsafe fn block<const N: usize, const V: usize>(
-        src: *const f32,
-        tap: &[usize],
-        pos: &[usize],
-        w: *const f32,
-        o8: usize,
-        out: *mut f32,
-    ) {
-        let mut acc = [[_mm512_setzero_ps(); V]; N];
-        let mut rows = [src; N];
-        for q in 0..N {
-            rows[q] = src.add(pos[q]);
-        }
-        for (t, &offset) in tap.iter().enumerate() {
-            let wt = w.add(t * o8);
-            let mut wv = [_mm512_setzero_ps(); V];
-            for (v, wv) in wv.iter_mut().enumerate() {
-                *wv = _mm512_loadu_ps(wt.add(v * WIDE));
-            }
-            for q in 0..N {
-                let xv = _mm512_set1_ps(*rows[q].add(offset));
-                for v in 0..V {
-                    acc[q][v] = _mm512_fmadd_ps(xv, wv[v], acc[q][v]);
-                }
-            }
-        }
-        for q in 0..N {
-            for v in 0..V {
-                _mm512_storeu_ps(out.add(q * o8 + v * WIDE), acc[q][v]);
-            }
-        }
+    unsafe fn broadcast(p: *const f32) -> __m512 {
+        _mm512_set1_ps(*p)
     }
 
-    #[inline]
-    #[allow(clippy::needless_range_loop)]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn block_t<const T: usize, const V: usize>(
-        src: *const f32,
-        tap: &[usize],
-        pos: &[usize],
-        dy: *const f32,
-        o8: usize,
-        dw: *mut f32,
-    ) {
-        let mut acc = [[_mm512_setzero_ps(); V]; T];
-        let mut cols = [src; T];
-        for k in 0..T {
-            cols[k] = src.add(tap[k]);
-        }
-        for (p, &offset) in pos.iter().enumerate() {
-            let d = dy.add(p * o8);
-            let mut dv = [_mm512_setzero_ps(); V];
-            for (v, dv) in dv.iter_mut().enumerate() {
-                *dv = _mm512_loadu_ps(d.add(v * WIDE));
-            }
-            for k in 0..T {
-                let xv = _mm512_set1_ps(*cols[k].add(offset));
-                for v in 0..V {
-                    acc[k][v] = _mm512_fmadd_ps(xv, dv[v], acc[k][v]);
-                }
-            }
-        }
-        for k in 0..T {
-            for v in 0..V {
-                let at = dw.add(k * o8 + v * WIDE);
-                _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), acc[k][v]));
-            }
-        }
+    register_blocks! {
+        feature: "avx512f",
+        lanes: WIDE,
+        zero: _mm512_setzero_ps,
+        load: _mm512_loadu_ps,
+        store: _mm512_storeu_ps,
+        add: _mm512_add_ps,
+        fma: _mm512_fmadd_ps,
+        broadcast: broadcast
     }
 
     /// Rows per block: 8 (24 accumulators with three vectors of channels; 16 with two, 8 with

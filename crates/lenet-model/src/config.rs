@@ -56,19 +56,6 @@ pub enum Init {
 }
 
 impl Init {
-    /// The bound of the uniform distribution for a unit of fan-in `inputs`, for the fan-in
-    /// initialisations (`None` for [`Init::Default`]).
-    pub fn fan_in_limit(self, inputs: usize) -> Option<f32> {
-        let f = inputs as f32;
-        match self {
-            Init::Default => None,
-            Init::FanInUniform => Some(2.4 / f),
-            Init::LecunUniform => Some((3.0 / f).sqrt()),
-        }
-    }
-}
-
-impl Init {
     fn is_default(&self) -> bool {
         *self == Init::Default
     }

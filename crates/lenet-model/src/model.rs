@@ -750,16 +750,16 @@ impl Plan {
         };
         match self.init {
             Init::Default => net,
-            init => by_fan_in(net, init),
+            Init::FanInUniform => by_fan_in(net, |f| 2.4 / f as f32),
+            Init::LecunUniform => by_fan_in(net, |f| (3.0 / f as f32).sqrt()),
         }
     }
 }
 
-/// Each unit's weights and bias uniform in ±`init.fan_in_limit(F)`, F its fan-in (±2.4/F for
-/// LeCun et al. 1998, Appendix A; ±√(3/F) for Efficient BackProp). Kernels outside a
-/// connection table stay at zero.
-fn by_fan_in(mut net: ConvNet, init: Init) -> ConvNet {
-    let limit_for = |inputs: usize| init.fan_in_limit(inputs).unwrap_or(0.0);
+/// Each unit's weights and bias uniform in ±`limit_for(F)`, F its fan-in (±2.4/F for LeCun et
+/// al. 1998, Appendix A; ±√(3/F) for Efficient BackProp). Kernels outside a connection table
+/// stay at zero.
+fn by_fan_in(mut net: ConvNet, limit_for: fn(usize) -> f32) -> ConvNet {
     for block in &mut net.features {
         let table = block.connections.clone();
         let table = table.as_deref();
