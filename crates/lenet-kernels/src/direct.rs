@@ -249,6 +249,133 @@ impl Correlation {
     }
 }
 
+/// Values per block of [`Scatter`]'s products: two 8-float vectors (measured: 16-float AVX-512
+/// vectors, three a block, were no faster on the Ice Lake machine).
+const SCATTER_CHUNK: usize = 2 * LANES;
+
+/// The input gradient (stride 1) with positions in the lanes, for few input channels: each
+/// output gradient value times each tap's weights, added into the padded input's gradient at
+/// the tap's offset. Both images are laid out with the padded input's row width, so that a
+/// tap's contribution to every position is one vector operation over the flattened plane; only
+/// the columns between the output's width and that width are products with zeros (4 of 14 in
+/// LeNet-5's second convolution), where the forward pass of the zero-padded output gradient
+/// (`Correlation`) multiplies zeros at about half of its products there (a padded border of 4
+/// around 10 × 10) and fills 14 of 16 lanes a row.
+struct Scatter {
+    channels: usize,
+    out_channels: usize,
+    /// The output gradient's planes, `[oh, ow]`, and the padded input's row width.
+    out: [usize; 2],
+    width: usize,
+    /// The input's size and its top and left padding.
+    size: [usize; 2],
+    padding: [usize; 2],
+    /// The output gradient's flattened plane (`oh × width`, rounded up to [`SCATTER_CHUNK`]).
+    plane: usize,
+    /// The padded input gradient's plane: `plane` plus the farthest tap offset.
+    reach: usize,
+    /// Offset of each tap `(i, j)` in the padded input.
+    offsets: Vec<usize>,
+    /// `weight[o][c][i][j]` as `[(i, j)][o][c]`.
+    packed: Vec<f32>,
+}
+
+impl Scatter {
+    fn new(g: &ConvGeometry, weight: &[f32]) -> Scatter {
+        let [oh, ow] = g.out();
+        let [kh, kw] = g.kernel;
+        let (o, c) = (g.out_channels, g.in_channels);
+        let width = g.in_size[1] + g.padding[1][0] + g.padding[1][1];
+        let mut offsets = Vec::with_capacity(kh * kw);
+        for i in 0..kh {
+            for j in 0..kw {
+                offsets.push(i * g.dilation[0] * width + j * g.dilation[1]);
+            }
+        }
+        let mut packed = vec![0.0; kh * kw * o * c];
+        for oo in 0..o {
+            for cc in 0..c {
+                for t in 0..kh * kw {
+                    packed[(t * o + oo) * c + cc] = weight[(oo * c + cc) * kh * kw + t];
+                }
+            }
+        }
+        let plane = (oh * width).next_multiple_of(SCATTER_CHUNK);
+        let reach = plane + offsets.iter().copied().max().unwrap_or(0);
+        Scatter {
+            channels: c,
+            out_channels: o,
+            out: [oh, ow],
+            width,
+            size: g.in_size,
+            padding: [g.padding[0][0], g.padding[1][0]],
+            plane,
+            reach,
+            offsets,
+            packed,
+        }
+    }
+
+    /// One image's input gradient `dx` (`channels × h × w`) from its output gradient `dy`
+    /// (`out_channels × oh × ow`), through `wide` and `acc`.
+    fn run(&self, dy: &[f32], wide: &mut Vec<f32>, acc: &mut Vec<f32>, dx: &mut [f32]) {
+        let [oh, ow] = self.out;
+        let [h, w] = self.size;
+        assert!(dy.len() == self.out_channels * oh * ow && dx.len() == self.channels * h * w);
+        if oh * ow == 0 {
+            dx.fill(0.0);
+            return;
+        }
+        wide.clear();
+        wide.resize(self.out_channels * self.plane, 0.0);
+        for (plane, dy) in wide.chunks_mut(self.plane).zip(dy.chunks(oh * ow)) {
+            for (row, dy) in plane.chunks_mut(self.width).zip(dy.chunks(ow)) {
+                row[..ow].copy_from_slice(dy);
+            }
+        }
+        acc.clear();
+        acc.resize(self.channels * self.reach, 0.0);
+        self.products(wide, acc);
+        let [top, left] = self.padding;
+        for (dx, acc) in dx.chunks_mut(h * w).zip(acc.chunks(self.reach)) {
+            for (y, row) in dx.chunks_mut(w).enumerate() {
+                row.copy_from_slice(&acc[(y + top) * self.width + left..][..w]);
+            }
+        }
+    }
+
+    /// The products of [`Scatter::run`], added into `acc`.
+    fn products(&self, wide: &[f32], acc: &mut [f32]) {
+        assert!(
+            wide.len() == self.out_channels * self.plane
+                && self.plane.is_multiple_of(SCATTER_CHUNK)
+        );
+        assert!(acc.len() == self.channels * self.reach);
+        assert!(self.packed.len() == self.offsets.len() * self.out_channels * self.channels);
+        assert!(self.offsets.iter().all(|&o| self.plane + o <= self.reach));
+        #[cfg(target_arch = "x86_64")]
+        if crate::avx2_fma() {
+            // SAFETY: AVX2 and FMA are present; the sizes are asserted above: every write, at
+            // most at `plane - SCATTER_CHUNK + offset + SCATTER_CHUNK`, stays inside its plane
+            // of `acc`.
+            unsafe {
+                avx2::scatter::<2>(
+                    wide,
+                    self.plane,
+                    self.out_channels,
+                    &self.offsets,
+                    &self.packed,
+                    self.channels,
+                    acc,
+                    self.reach,
+                )
+            };
+            return;
+        }
+        unreachable!("the direct kernels need AVX2 and FMA (checked by conv::Method)");
+    }
+}
+
 fn padded_size(g: &ConvGeometry) -> [usize; 2] {
     [
         g.in_size[0] + g.padding[0][0] + g.padding[0][1],
@@ -423,6 +550,19 @@ pub(crate) fn backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_
     if image_len == 0 {
         return Vec::new();
     }
+    let lanes = Lanes::for_conv(c, 1);
+    if lanes == Lanes::Positions {
+        let scatter = Scatter::new(g, weight);
+        return par_chunks_zeroed(
+            g.batch * image_len,
+            image_len,
+            || (Vec::new(), Vec::new(), Vec::new()),
+            |(masked, wide, acc), n, image| {
+                let grad = dy.image(n, out_len, masked);
+                scatter.run(grad, wide, acc, image);
+            },
+        );
+    }
     // Padding of the output gradient: the dilated kernel's span minus the forward padding.
     let full = |a: usize, side: usize| g.dilation[a] * (g.kernel[a] - 1) - g.padding[a][side];
     let padding = [[full(0, 0), full(0, 1)], [full(1, 0), full(1, 1)]];
@@ -450,7 +590,7 @@ pub(crate) fn backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_
         stride: [1, 1],
         gather: Gather::new(o, size, g.kernel, g.dilation, [h, w], [1, 1]),
         packed: pack_weights(&flipped, c, taps),
-        lanes: Lanes::for_conv(c, 1),
+        lanes,
     };
     par_chunks_zeroed(
         g.batch * image_len,
@@ -887,6 +1027,83 @@ mod avx2 {
                 t += if pair { 2 } else { 1 };
             }
             ob += n;
+        }
+    }
+
+    /// See `super::Scatter`: `dx[c][f + offsets[t]..][..V vectors] += Σ_o w[t][o][c] ·
+    /// dy[o][f..][..V vectors]` for every tap `t` and every `f` a multiple of `V` vectors
+    /// below `plane`, in blocks of at most six channels (`6·V` accumulators).
+    ///
+    /// # Safety
+    /// AVX2 and FMA are present; `dy` holds `out_channels` planes of `plane`
+    /// values (a multiple of `V` vectors), `w` `offsets.len() × out_channels × channels`
+    /// values, `dx` `channels` planes of `reach ≥ plane + max(offsets)` values.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn scatter<const V: usize>(
+        dy: &[f32],
+        plane: usize,
+        out_channels: usize,
+        offsets: &[usize],
+        w: &[f32],
+        channels: usize,
+        dx: &mut [f32],
+        reach: usize,
+    ) {
+        let (dy, w, dx) = (dy.as_ptr(), w.as_ptr(), dx.as_mut_ptr());
+        let shape = [plane, out_channels, channels, reach];
+        let mut cb = 0;
+        while cb < channels {
+            let n = 6.min(channels - cb);
+            for (t, &offset) in offsets.iter().enumerate() {
+                let wt = w.add(t * out_channels * channels + cb);
+                for f in (0..plane).step_by(V * LANES) {
+                    let (d, x) = (dy.add(f), dx.add(cb * reach + f + offset));
+                    match n {
+                        1 => scatter_block::<1, V>(d, wt, x, shape),
+                        2 => scatter_block::<2, V>(d, wt, x, shape),
+                        3 => scatter_block::<3, V>(d, wt, x, shape),
+                        4 => scatter_block::<4, V>(d, wt, x, shape),
+                        5 => scatter_block::<5, V>(d, wt, x, shape),
+                        _ => scatter_block::<6, V>(d, wt, x, shape),
+                    }
+                }
+            }
+            cb += n;
+        }
+    }
+
+    /// `dx[k·reach..][..V vectors] += Σ_o w[o·channels + k] · dy[o·plane..][..V vectors]`
+    /// for `k < CB`.
+    #[inline]
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn scatter_block<const CB: usize, const V: usize>(
+        dy: *const f32,
+        w: *const f32,
+        dx: *mut f32,
+        [plane, out_channels, channels, reach]: [usize; 4],
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); V]; CB];
+        for o in 0..out_channels {
+            let d = dy.add(o * plane);
+            let mut dv = [_mm256_setzero_ps(); V];
+            for v in 0..V {
+                dv[v] = _mm256_loadu_ps(d.add(v * LANES));
+            }
+            let wo = w.add(o * channels);
+            for k in 0..CB {
+                let wv = broadcast(wo.add(k));
+                for v in 0..V {
+                    acc[k][v] = _mm256_fmadd_ps(wv, dv[v], acc[k][v]);
+                }
+            }
+        }
+        for k in 0..CB {
+            for v in 0..V {
+                let at = dx.add(k * reach + v * LANES);
+                _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), acc[k][v]));
+            }
         }
     }
 
