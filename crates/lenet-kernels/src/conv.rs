@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use crate::buffer::{par_chunks_zeroed, sum};
 use crate::direct;
 use crate::gemm::{matmul, View};
+use crate::linear::{self, LinearGeometry};
 use crate::pool::{PoolGeometry, PoolKind, PoolSpec};
 
 /// How a pass is computed.
@@ -808,12 +809,8 @@ pub fn backward_input_with(
     )
 }
 
-/// Images per matrix product of [`Method::Dense`]'s forward pass and input gradient: a fixed
-/// split, so that the rounding does not depend on the number of threads.
-const DENSE_IMAGES: usize = 32;
-
-/// [`Method::Dense`]'s forward pass: `y[n] = W · x[n] + b` for ranges of images at a time, as
-/// one matrix product each (`[images × taps] · Wᵀ`).
+/// [`Method::Dense`]'s forward pass: `y[n] = W · x[n] + b`, the dense layers' product with the
+/// `[out, taps]` kernels transposed.
 fn dense_forward(
     g: &ConvGeometry,
     x: &[f32],
@@ -823,31 +820,13 @@ fn dense_forward(
 ) -> Vec<f32> {
     assert!(g.is_dense(), "conv: not a dense geometry");
     let (taps, out) = (g.taps(), g.out_channels);
-    if out == 0 || taps == 0 {
-        return vec![0.0; g.batch * out];
-    }
+    let dense = LinearGeometry {
+        batch: g.batch,
+        inputs: taps,
+        outputs: out,
+    };
     let wt = View::transposed(weight, out, taps);
-    // Larger batches in larger products (at least 32 images, an eighth of the batch: still a
-    // split that does not depend on the number of threads), so that the weights are packed
-    // fewer times (measured: packing was 10 % of the classic network's inference at batch
-    // 1000 with products of 32 images).
-    let images = DENSE_IMAGES.max(g.batch / 8);
-    par_chunks_zeroed(
-        g.batch * out,
-        images * out,
-        || (),
-        |_, r, y| {
-            let count = y.len() / out;
-            let x = &x[r * images * taps..(r * images + count) * taps];
-            matmul(y, View::rows(x, count, taps), wt, false);
-            if let Some(bias) = bias {
-                for row in y.chunks_mut(out) {
-                    row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-                }
-            }
-            activation.apply_all(y);
-        },
-    )
+    linear::forward_with(&dense, x, wt, bias, activation)
 }
 
 /// [`Method::Dense`]'s weight and bias gradients: `dW = dyᵀ · x` and `db = Σ dy` over the whole
@@ -903,10 +882,10 @@ fn dense_backward_input(g: &ConvGeometry, weight: &[f32], dy: OutputGrad<'_>) ->
     let w = View::rows(weight, out, taps);
     par_chunks_zeroed(
         g.batch * taps,
-        DENSE_IMAGES * taps,
+        linear::IMAGES * taps,
         || (),
         |_, r, dx| {
-            let first = r * DENSE_IMAGES;
+            let first = r * linear::IMAGES;
             let count = dx.len() / taps;
             let mut grad = Vec::with_capacity(count * out);
             let mut masked = Vec::new();

@@ -13,6 +13,7 @@ use burn::backend::{backend_extension, Autodiff, AutodiffBackend, Backend, Flex,
 use burn::tensor::TensorData;
 
 use crate::conv::{self, Activation, ConvGeometry};
+use crate::linear::{self, LinearGeometry};
 use crate::norm::{self, NormGeometry};
 use crate::pool::{self, PoolKind, PoolSpec};
 
@@ -70,6 +71,15 @@ pub trait LenetKernels: Backend {
 
     /// Pooling of `x` `[n, c, h, w]` over non-overlapping tiles.
     fn lenet_pool2d(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self>;
+
+    /// A dense layer: `activation(x · weight + bias)` for `x` `[n, inputs]`, `weight` `[inputs,
+    /// outputs]` (Burn's `Linear` layout) and `bias` `[outputs]`.
+    fn lenet_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        activation: Activation,
+    ) -> FloatTensor<Self>;
 
     /// A nonlinearity applied to every value of `x` (any shape): the dense layers' activation,
     /// one vectorised pass forward and one backward.
@@ -207,6 +217,30 @@ fn batch_norm_forward(
     Flex::float_from_data(TensorData::new(y, x.shape()), &Default::default())
 }
 
+/// The geometry of a dense layer from its input's and weights' shapes.
+fn linear_geometry(x: &[usize], weight: &[usize]) -> LinearGeometry {
+    LinearGeometry {
+        batch: x[0],
+        inputs: x[1],
+        outputs: weight[1],
+    }
+}
+
+fn linear_forward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+    activation: Activation,
+) -> FlexTensor {
+    let g = linear_geometry(&x.shape(), &weight.shape());
+    let y = with_values(x, |xs| {
+        with_values(weight, |ws| {
+            with_values(bias, |bs| linear::forward(&g, xs, ws, Some(bs), activation))
+        })
+    });
+    tensor(y, [g.batch, g.outputs])
+}
+
 fn activation_forward(x: &FlexTensor, activation: Activation) -> FlexTensor {
     let mut y = values(x);
     activation.apply_all(&mut y);
@@ -229,6 +263,15 @@ impl LenetKernels for Flex {
 
     fn lenet_pool2d(x: FlexTensor, spec: PoolSpec) -> FlexTensor {
         pool_forward(&x, &spec)
+    }
+
+    fn lenet_linear(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        activation: Activation,
+    ) -> FlexTensor {
+        linear_forward(&x, &weight, &bias, activation)
     }
 
     fn lenet_activation(x: FlexTensor, activation: Activation) -> FlexTensor {
@@ -443,6 +486,65 @@ impl Backward<Flex, 1> for PoolBackward {
     }
 }
 
+/// What the backward step of a dense layer needs: its input and weights, and with a
+/// nonlinearity its output (shared buffers, no copies).
+#[derive(Debug, Clone)]
+struct LinearState {
+    x: FlexTensor,
+    weight: FlexTensor,
+    output: Option<FlexTensor>,
+    activation: Activation,
+}
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 3> for LinearBackward {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<LinearState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let s = ops.state;
+        let (x_shape, w_shape) = (s.x.shape(), s.weight.shape());
+        let g = linear_geometry(&x_shape, &w_shape);
+        let want_weight = node_w.is_some() || node_b.is_some();
+        let run = |output: Option<&[f32]>| {
+            with_values(&dy, |dy| {
+                with_values(&s.x, |xs| {
+                    with_values(&s.weight, |ws| {
+                        linear::backward(
+                            &g,
+                            xs,
+                            ws,
+                            output,
+                            s.activation,
+                            dy,
+                            node_x.is_some(),
+                            want_weight,
+                        )
+                    })
+                })
+            })
+        };
+        let (dx, dwb) = match &s.output {
+            Some(y) => with_values(y, |ys| run(Some(ys))),
+            None => run(None),
+        };
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Flex>(node.id, tensor(dx, [g.batch, g.inputs]));
+        }
+        if let Some((dw, db)) = dwb {
+            if let Some(node) = node_w {
+                grads.register::<Flex>(node.id, tensor(dw, [g.inputs, g.outputs]));
+            }
+            if let Some(node) = node_b {
+                grads.register::<Flex>(node.id, tensor(db, [g.outputs]));
+            }
+        }
+    }
+}
+
 /// What the backward step of a nonlinearity needs: its output (a shared buffer, no copy).
 #[derive(Debug, Clone)]
 struct ActivationState {
@@ -572,6 +674,34 @@ impl<C: CheckpointStrategy> LenetKernels for Autodiff<Flex, C> {
                 let x_shape = [shape[0], shape[1], shape[2], shape[3]];
                 let max = (spec.kind == PoolKind::Max).then(|| (x, y.clone()));
                 prep.finish(PoolState { spec, x_shape, max }, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    fn lenet_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        activation: Activation,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (weight, w_node) = weight.into_parts();
+        let (bias, b_node) = bias.into_parts();
+        let y = linear_forward(&x, &weight, &bias, activation);
+        match LinearBackward
+            .prepare::<C>([x_node, w_node, b_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = LinearState {
+                    x,
+                    weight,
+                    output: (activation != Activation::None).then(|| y.clone()),
+                    activation,
+                };
+                prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(y),
         }

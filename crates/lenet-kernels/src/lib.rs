@@ -1,7 +1,8 @@
 //! CPU kernels for the layers LeNet-style networks spend their time in, for Burn's flex backend:
 //! 2D convolution (groups 1, any stride, padding and dilation, optionally followed by a fused
-//! ReLU, tanh or sigmoid), pooling over non-overlapping tiles (max and average), nonlinearities
-//! and batch normalisation, each with its backward pass, so that training uses them too.
+//! ReLU, tanh or sigmoid), dense layers, pooling over non-overlapping tiles (max and average),
+//! nonlinearities and batch normalisation, each with its backward pass, so that training uses
+//! them too.
 //!
 //! Why our own: Burn 0.22's flex computes a convolution's gradients as further convolutions (the
 //! weight gradient as a convolution with batch and channels swapped, the input gradient as a
@@ -23,6 +24,7 @@ pub mod conv;
 mod direct;
 mod extension;
 mod gemm;
+pub mod linear;
 pub mod norm;
 pub mod pool;
 
@@ -131,6 +133,40 @@ pub fn activation<const D: usize>(x: Tensor<D>, activation: Activation) -> Tenso
     );
     Tensor::from_dispatch(<Dispatch as LenetKernels>::lenet_activation(
         x.into_dispatch(),
+        activation,
+    ))
+}
+
+/// Whether [`linear`] can compute this dense layer: `f32` tensors on flex, `weight` `[inputs,
+/// outputs]` matching `x` `[n, inputs]`.
+pub fn linear_applies(x: &Tensor<2>, weight: &Tensor<2>) -> bool {
+    device_applies(&x.device())
+        && x.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+        && x.dims()[1] == weight.dims()[0]
+}
+
+/// A dense layer, `activation(x · weight + bias)` for `x` `[n, inputs]`, `weight` `[inputs,
+/// outputs]` (Burn's `Linear` layout) and `bias` `[outputs]`, its products split over the
+/// threads and the bias and nonlinearity fused; differentiable when the tensors are on an
+/// autodiff device.
+///
+/// # Panics
+/// When [`linear_applies`] is false.
+pub fn linear(
+    x: Tensor<2>,
+    weight: Tensor<2>,
+    bias: Tensor<1>,
+    activation: Activation,
+) -> Tensor<2> {
+    assert!(
+        linear_applies(&x, &weight) && bias.dims()[0] == weight.dims()[1],
+        "lenet_kernels::linear called on a layer it does not support"
+    );
+    Tensor::from_dispatch(<Dispatch as LenetKernels>::lenet_linear(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
         activation,
     ))
 }

@@ -370,6 +370,50 @@ fn check_activation<const D: usize>(x: Tensor<D>, activation: Activation) {
     close(grad(true), grad(false), &format!("gradient of {what}"));
 }
 
+/// Dense layers (LeNet-5's three, odd sizes) with each nonlinearity fused: values, and the
+/// gradients of the input, weights and bias, against Burn's `x · W + b` and its activation.
+#[test]
+fn dense_layers_match_burn() {
+    let device = Device::flex();
+    let shapes = [(64, 400, 120), (37, 120, 84), (5, 84, 10), (1, 17, 3)];
+    let u = Distribution::Uniform(-1.0, 1.0);
+    for (k, (batch, inputs, outputs)) in shapes.into_iter().enumerate() {
+        for (i, activation) in ACTIVATIONS.into_iter().enumerate() {
+            device.seed(500 + 10 * k as u64 + i as u64);
+            let x: Tensor<2> = Tensor::random([batch, inputs], u, &device);
+            let w: Tensor<2> = Tensor::random([inputs, outputs], u, &device);
+            let b: Tensor<1> = Tensor::random([outputs], u, &device);
+            assert!(lenet_kernels::linear_applies(&x, &w));
+            let burn = |x: Tensor<2>, w: Tensor<2>, b: Tensor<1>| {
+                burn_activation(x.matmul(w) + b.unsqueeze(), activation)
+            };
+            let what = format!("{batch}x{inputs} -> {outputs}, {activation:?}");
+            let ours = lenet_kernels::linear(x.clone(), w.clone(), b.clone(), activation);
+            close(ours, burn(x.clone(), w.clone(), b.clone()), &what);
+            let r: Tensor<2> = Tensor::random([batch, outputs], u, &device).autodiff();
+            let grads = |ours: bool| {
+                let x = x.clone().autodiff().require_grad();
+                let w = w.clone().autodiff().require_grad();
+                let b = b.clone().autodiff().require_grad();
+                let y = match ours {
+                    true => lenet_kernels::linear(x.clone(), w.clone(), b.clone(), activation),
+                    false => burn(x.clone(), w.clone(), b.clone()),
+                };
+                let g = (y * r.clone()).sum().backward();
+                (
+                    x.grad(&g).expect("input gradient"),
+                    w.grad(&g).expect("weight gradient"),
+                    b.grad(&g).expect("bias gradient"),
+                )
+            };
+            let ((ox, ow, ob), (bx, bw, bb)) = (grads(true), grads(false));
+            close(ox, bx, &format!("input gradient {what}"));
+            close(ow, bw, &format!("weight gradient {what}"));
+            close(ob, bb, &format!("bias gradient {what}"));
+        }
+    }
+}
+
 /// Batch normalisation with the batch's statistics (training) and with given ones (inference):
 /// values, the statistics, and the gradients of the input, scale and shift, against Burn's
 /// `batch_norm_train` and `batch_norm`.
@@ -486,6 +530,11 @@ fn other_devices_and_dtypes_are_not_taken() {
     assert!(!lenet_kernels::pool2d_applies(&x, [2, 2]));
     assert!(!lenet_kernels::activation_applies(&x));
     assert!(!lenet_kernels::batch_norm_applies(&x));
+    let (x2, w2): (Tensor<2>, Tensor<2>) = (
+        Tensor::zeros([2, 3], &ndarray),
+        Tensor::zeros([3, 4], &ndarray),
+    );
+    assert!(!lenet_kernels::linear_applies(&x2, &w2));
     let flex = Device::flex();
     assert!(lenet_kernels::device_applies(&flex));
     assert!(lenet_kernels::device_applies(&flex.clone().autodiff()));
@@ -496,4 +545,8 @@ fn other_devices_and_dtypes_are_not_taken() {
     let wrong: Tensor<4> = Tensor::zeros([1, 3, 3, 3], &flex);
     assert!(!lenet_kernels::conv2d_applies(&x, &wrong, &spec));
     assert!(!lenet_kernels::pool2d_applies(&x, [5, 2]));
+    // Weights whose rows do not match the input's width.
+    let (x2, w2): (Tensor<2>, Tensor<2>) =
+        (Tensor::zeros([2, 3], &flex), Tensor::zeros([4, 3], &flex));
+    assert!(!lenet_kernels::linear_applies(&x2, &w2));
 }

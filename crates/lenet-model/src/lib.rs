@@ -32,7 +32,7 @@ pub use config::{
     Padding, PoolConfig, PoolKind,
 };
 pub use error::ModelError;
-pub use model::{Conv, ConvNet, FeatureBlock, FeatureMap, Output, Stage, Subsample};
+pub use model::{dense, Conv, ConvNet, FeatureBlock, FeatureMap, Output, Stage, Subsample};
 pub use plan::{output_len, BlockPlan, ConvPlan, Plan, PoolPlan};
 pub use presets::{lenet5_c3_table, preset, PRESETS};
 pub use rbf::Rbf;

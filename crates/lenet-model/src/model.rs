@@ -902,13 +902,33 @@ impl ConvNet {
     fn classify(&self, x: FeatureMap) -> Tensor<2> {
         let mut x = x.flatten();
         for layer in &self.hidden {
-            x = self.hidden_activation.forward(layer.forward(x));
+            x = dense(layer, x, self.hidden_activation);
             if let Some(d) = &self.hidden_dropout {
                 x = d.forward(x);
             }
         }
-        self.output.forward(x)
+        match &self.output {
+            Output::Linear(l) => dense(l, x, Activation::None),
+            Output::Rbf(r) => r.forward(x),
+        }
     }
+}
+
+/// A dense layer followed by `activation`: one step of [`lenet_kernels::linear`] (products on
+/// both cores, bias and nonlinearity fused) where the kernels apply, else Burn's `Linear` and
+/// the nonlinearity's own pass.
+pub fn dense(layer: &Linear, x: Tensor<2>, activation: Activation) -> Tensor<2> {
+    let fused = match activation {
+        Activation::None => Some(lenet_kernels::Activation::None),
+        a => a.fusable(),
+    };
+    if let (Some(fused), Some(bias)) = (fused, &layer.bias) {
+        let weight = layer.weight.val();
+        if lenet_kernels::linear_applies(&x, &weight) {
+            return lenet_kernels::linear(x, weight, bias.val(), fused);
+        }
+    }
+    activation.forward(layer.forward(x))
 }
 
 /// The values of `data` as `f32`, or an error saying they could not be read back.
@@ -1164,10 +1184,11 @@ mod tests {
         within(&out, bound(84), "output weights");
     }
 
-    /// Whole networks on flex (where the convolutions and poolings run on `lenet_kernels`) give
-    /// the outputs and gradients of the same networks on ndarray (Burn's own operations): the
-    /// presets (ReLU + max pooling, LeCun's tanh + average pooling), a 1D network (the kernels
-    /// as height-1 2D ones) with sigmoid and tanh, and a 3D one (the kernels pool its planes).
+    /// Whole networks on flex (where the convolutions, poolings and dense layers run on
+    /// `lenet_kernels`) give the outputs and gradients of the same networks on ndarray (Burn's
+    /// own operations): the presets (ReLU + max pooling, LeCun's tanh + average pooling), a 1D
+    /// network (the kernels as height-1 2D ones) with sigmoid and tanh, and a 3D one (the
+    /// kernels pool its planes).
     #[test]
     fn networks_on_the_kernels_match_burns_operations() {
         let flex = Device::flex();

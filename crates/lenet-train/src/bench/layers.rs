@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
-use lenet_model::{ConvNet, FeatureMap, Plan, Stage};
+use lenet_model::{Activation, ConvNet, FeatureMap, Plan, Stage};
 use serde::Serialize;
 
 /// One layer's times, in milliseconds per call.
@@ -119,19 +119,18 @@ pub fn profile(plan: &Plan, device: &Device, bs: usize, steps: usize) -> Vec<Lay
         .collect();
     for (j, (layer, valid)) in layers.iter().zip(&valid_layers).enumerate() {
         let last = j + 1 == layers.len();
-        let act = net.hidden_activation;
+        let act = match last {
+            true => Activation::None,
+            false => net.hidden_activation,
+        };
         let x: Tensor<2> = Tensor::random([bs, width], Distribution::Normal(0.0, 1.0), device);
         let forward_ms = median_ms(steps, || {
-            let y = valid.forward(x.clone());
-            let y = if last { y } else { act.forward(y) };
-            let _ = y.sum().into_data();
+            let _ = lenet_model::dense(valid, x.clone(), act).sum().into_data();
         });
         let xa: Tensor<2> =
             Tensor::random([bs, width], Distribution::Normal(0.0, 1.0), &ad).require_grad();
         let both = median_ms(steps, || {
-            let y = layer.forward(xa.clone());
-            let y = if last { y } else { act.forward(y) };
-            let _ = y.sum().backward();
+            let _ = lenet_model::dense(layer, xa.clone(), act).sum().backward();
         });
         width = valid.weight.dims()[1];
         out.push(LayerTime {
