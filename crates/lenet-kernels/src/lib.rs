@@ -137,7 +137,7 @@ pub fn activation<const D: usize>(x: Tensor<D>, activation: Activation) -> Tenso
     ))
 }
 
-/// Whether [`linear`] can compute this dense layer: `f32` tensors on flex, `weight` `[inputs,
+/// Whether [`linear()`] can compute this dense layer: `f32` tensors on flex, `weight` `[inputs,
 /// outputs]` matching `x` `[n, inputs]`.
 pub fn linear_applies(x: &Tensor<2>, weight: &Tensor<2>) -> bool {
     device_applies(&x.device())

@@ -914,7 +914,7 @@ impl ConvNet {
     }
 }
 
-/// A dense layer followed by `activation`: one step of [`lenet_kernels::linear`] (products on
+/// A dense layer followed by `activation`: one step of [`lenet_kernels::linear()`] (products on
 /// both cores, bias and nonlinearity fused) where the kernels apply, else Burn's `Linear` and
 /// the nonlinearity's own pass.
 pub fn dense(layer: &Linear, x: Tensor<2>, activation: Activation) -> Tensor<2> {
