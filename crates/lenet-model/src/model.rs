@@ -683,7 +683,7 @@ impl Output {
     /// The class scores of a batch of feature vectors.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         match self {
-            Output::Linear(l) => l.forward(x),
+            Output::Linear(l) => dense(l, x, Activation::None),
             Output::Rbf(r) => r.forward(x),
         }
     }
@@ -907,10 +907,7 @@ impl ConvNet {
                 x = d.forward(x);
             }
         }
-        match &self.output {
-            Output::Linear(l) => dense(l, x, Activation::None),
-            Output::Rbf(r) => r.forward(x),
-        }
+        self.output.forward(x)
     }
 }
 
