@@ -210,7 +210,7 @@ impl ImageBatcher {
     /// Builds the batch for `items` on the host, then moves it to `device`.
     fn host_batch(&self, items: &[ImageItem], device: &Device) -> ImageBatch {
         // Every value is written once, into a buffer that is not zeroed first: at LeNet-5's speed
-        // (a training step in ~1.4 ms on 2 cores) the batcher's thread takes its time from the
+        // (a training step in ~1.3 ms on 2 cores) the batcher's thread takes its time from the
         // kernels' threads; zeroing the batch first made it 28 µs a batch of 64 instead of 20
         // (`lenet bench --batcher`, 2026-12-03).
         let frame = self.height * self.width;
