@@ -226,9 +226,10 @@ pub struct TrainingConfig {
     /// Seed of weights, split, shuffling and augmentation.
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// Threads preparing batches (0 = in the training thread).
-    #[serde(default = "default_workers")]
-    pub num_workers: usize,
+    /// Threads preparing batches (0 = in the training thread). Unset: 0 on a CPU backend, 1 on
+    /// a GPU ([`TrainingConfig::workers`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_workers: Option<usize>,
     /// The optimizer.
     #[serde(default)]
     pub optimizer: OptimizerConfig,
@@ -268,11 +269,20 @@ fn default_batch_size() -> usize {
 fn default_seed() -> u64 {
     42
 }
-fn default_workers() -> usize {
-    1
-}
 fn default_keep() -> usize {
     2
+}
+
+impl TrainingConfig {
+    /// Threads preparing batches: `num_workers`, or where it is unset 0 on a CPU (the training
+    /// thread makes each batch: the step's kernels already run on every core, and a batching
+    /// thread beside them only takes turns with them) and 1 on a GPU (the CPU is free while the
+    /// device computes). On the 2-core machine an epoch of `configs/lenet5.toml` took 1.16× its
+    /// raw steps with a batching thread and 1.11× without (medians of 13 alternating rounds of
+    /// `lenet bench --train --epoch`, 2026-12-03; docs/performance.md).
+    pub fn workers(&self, on_gpu: bool) -> usize {
+        self.num_workers.unwrap_or(usize::from(on_gpu))
+    }
 }
 
 /// `[training.optimizer]`.
@@ -582,7 +592,7 @@ fn default_training() -> TrainingConfig {
         epochs: default_epochs(),
         batch_size: default_batch_size(),
         seed: default_seed(),
-        num_workers: default_workers(),
+        num_workers: None,
         optimizer: OptimizerConfig::default(),
         schedule: ScheduleConfig::default(),
         grad_clip_norm: None,
@@ -888,6 +898,31 @@ mod tests {
             Ok(c) => panic!("expected an error, got {c:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// `training.num_workers` unset: batches made on the training thread on a CPU, by one
+    /// thread on a GPU; a value given (in the file or by `--set`) is kept either way, and an
+    /// unset value stays out of the saved config.
+    #[test]
+    fn batching_threads_default_by_device_and_follow_the_config() {
+        let c = RunConfig::parse(BASE, "run.toml", &[]).unwrap();
+        assert_eq!(c.training.num_workers, None);
+        assert_eq!(
+            (c.training.workers(false), c.training.workers(true)),
+            (0, 1)
+        );
+        assert!(!toml::to_string(&c).unwrap().contains("num_workers"));
+        let c = RunConfig::parse(BASE, "run.toml", &["training.num_workers=2".into()]).unwrap();
+        assert_eq!(
+            (c.training.workers(false), c.training.workers(true)),
+            (2, 2)
+        );
+        let text = format!("{BASE}[training]\nnum_workers = 0\n");
+        let c = RunConfig::parse(&text, "run.toml", &[]).unwrap();
+        assert_eq!(
+            (c.training.workers(false), c.training.workers(true)),
+            (0, 0)
+        );
     }
 
     #[test]

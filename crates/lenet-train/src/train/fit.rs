@@ -13,7 +13,7 @@ use burn::train::checkpoint::{
     ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
 };
 use burn::train::metric::store::{Aggregate, Direction, Split as MetricSplit};
-use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
+use burn::train::metric::LearningRateMetric;
 use burn::train::renderer::default_renderer;
 use burn::train::{
     ExecutionStrategy, Interrupter, Learner, LearningResult, MetricEarlyStoppingStrategy,
@@ -28,7 +28,9 @@ use crate::device::Selected;
 use crate::pictures;
 use crate::run::metrics::MetricRow;
 use crate::run::RunDir;
+use crate::train::epoch_log::EpochLog;
 use crate::train::progress::{Display, History, Progress};
+use crate::train::scores::{HostAccuracy, HostLoss};
 use crate::train::session::Session;
 use crate::train::{DisplayMode, TrainError, TrainOptions};
 
@@ -128,36 +130,39 @@ fn supervised_training(
         .add(KeepLastNCheckpoints::new(t.keep_checkpoints.max(1)));
     if validating {
         checkpoints = checkpoints.add(MetricCheckpointingStrategy::new(
-            &AccuracyMetric::new(),
+            &HostAccuracy::top1(),
             Aggregate::Mean,
             Direction::Highest,
             MetricSplit::Valid,
         ));
     }
     let mut training = SupervisedTraining::new(run.dir.path(), train, valid)
-        .metric_train_numeric(AccuracyMetric::new())
-        .metric_train_numeric(LossMetric::new())
+        .metric_train_numeric(HostAccuracy::top1())
+        .metric_train_numeric(HostLoss::new())
         .metric_train_numeric(LearningRateMetric::new())
         .with_default_checkpointers()
         .with_checkpointing_strategy(checkpoints.build())
         .with_training_strategy(strategy(device, config.backend.strategy).into())
         .with_application_logger(None)
+        .with_metric_logger(EpochLog::new(
+            run.resume.as_ref().map_or(&[][..], |r| &r.rows),
+        ))
         .with_interrupter(interrupter.clone())
         .num_epochs(t.epochs);
     if validating {
         training = training
-            .metric_valid_numeric(AccuracyMetric::new())
-            .metric_valid_numeric(LossMetric::new());
+            .metric_valid_numeric(HostAccuracy::top1())
+            .metric_valid_numeric(HostLoss::new());
     }
     if config.model.num_classes > 5 {
-        training = training.metric_train_numeric(TopKAccuracyMetric::new(5));
+        training = training.metric_train_numeric(HostAccuracy::new(5));
         if validating {
-            training = training.metric_valid_numeric(TopKAccuracyMetric::new(5));
+            training = training.metric_valid_numeric(HostAccuracy::new(5));
         }
     }
     if let Some(es) = &t.early_stopping {
         training = training.early_stopping(MetricEarlyStoppingStrategy::new(
-            &AccuracyMetric::new(),
+            &HostAccuracy::top1(),
             Aggregate::Mean,
             Direction::Highest,
             MetricSplit::Valid,
@@ -206,12 +211,12 @@ fn loaders(
     }
     let train = DataLoaderBuilder::new(batcher(&data.train))
         .batch_size(t.batch_size)
-        .num_workers(t.num_workers)
+        .num_workers(t.workers(on_gpu))
         .set_device(device.device().clone())
         .build(order);
     let valid = DataLoaderBuilder::new(batcher(&data.valid))
         .batch_size(t.batch_size.max(256))
-        .num_workers(t.num_workers)
+        .num_workers(t.workers(on_gpu))
         .set_device(device.device().clone())
         .build(EpochOrder::plain(data.valid.indices.clone()));
     (train, valid)

@@ -19,9 +19,11 @@
 //! here touches the process: no signal handler, no exit, no environment; a caller that wants
 //! Ctrl-C to stop training hands in an [`Interrupter`] and calls `stop` on it.
 
+pub mod epoch_log;
 pub mod fit;
 pub mod learner;
 pub mod progress;
+pub mod scores;
 pub mod sdlm;
 pub mod session;
 

@@ -81,7 +81,7 @@ impl History {
 
 /// Burn's metric name as a CSV column: `Learning Rate` → `learning_rate`, and its top-k accuracy
 /// (`Top-K Accuracy @ TopK(5)`) → `top_5_accuracy`.
-fn column(name: &str) -> String {
+pub(crate) fn column(name: &str) -> String {
     if let Some(k) = name
         .strip_prefix("Top-K Accuracy @ TopK(")
         .and_then(|r| r.strip_suffix(')'))
@@ -97,6 +97,16 @@ fn column(name: &str) -> String {
         }
     }
     out.trim_matches('_').to_string()
+}
+
+/// Burn's value of metric `name` in `metrics.csv`'s units: Burn reports accuracies in percent,
+/// lenet keeps fractions in [0, 1].
+pub(crate) fn in_csv_units(name: &str, value: f64) -> f64 {
+    if name.contains("Accuracy") {
+        value * 0.01
+    } else {
+        value
+    }
 }
 
 /// How progress is shown.
@@ -168,11 +178,9 @@ impl Progress {
         let Some(name) = self.names.get(&entry.metric_id).cloned() else {
             return;
         };
-        // Burn reports accuracies in percent; lenet keeps fractions in [0, 1].
-        let scale = if name.contains("Accuracy") { 0.01 } else { 1.0 };
         match value {
             NumericEntry::Final(v) => {
-                let v = v * scale;
+                let v = in_csv_units(&name, *v);
                 if let Ok(mut h) = self.history.lock() {
                     h.epochs
                         .entry((self.epoch, self.split))
@@ -186,7 +194,7 @@ impl Progress {
                 aggregated_value: v,
                 ..
             } => {
-                let v = &(v * scale);
+                let v = &in_csv_units(&name, *v);
                 if name == "Loss" {
                     if !v.is_finite() {
                         if let Ok(mut h) = self.history.lock() {
