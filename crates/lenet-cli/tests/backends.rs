@@ -250,7 +250,10 @@ fn several_devices_run_burns_multi_device_strategy() {
     let col = header.iter().position(|c| *c == "learning_rate").unwrap();
     let train = lines.find(|l| l.starts_with("1,train,")).unwrap();
     let rate: f64 = train.split(',').nth(col).unwrap().parse().unwrap();
-    assert!((rate - 1.2e-3).abs() < 1e-12, "epoch learning rate {rate}: {csv}");
+    assert!(
+        (rate - 1.2e-3).abs() < 1e-12,
+        "epoch learning rate {rate}: {csv}"
+    );
     let config = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
     let resolved: toml::Table = config.parse().unwrap();
     assert_eq!(

@@ -30,7 +30,7 @@ use crate::run::metrics::MetricRow;
 use crate::run::RunDir;
 use crate::train::epoch_log::EpochLog;
 use crate::train::progress::{Display, History, Progress};
-use crate::train::scores::{HostAccuracy, HostLoss};
+use crate::train::scores::ScoreMetric;
 use crate::train::session::Session;
 use crate::train::{DisplayMode, TrainError, TrainOptions};
 
@@ -130,15 +130,15 @@ fn supervised_training(
         .add(KeepLastNCheckpoints::new(t.keep_checkpoints.max(1)));
     if validating {
         checkpoints = checkpoints.add(MetricCheckpointingStrategy::new(
-            &HostAccuracy::top1(),
+            &ScoreMetric::accuracy(),
             Aggregate::Mean,
             Direction::Highest,
             MetricSplit::Valid,
         ));
     }
     let mut training = SupervisedTraining::new(run.dir.path(), train, valid)
-        .metric_train_numeric(HostAccuracy::top1())
-        .metric_train_numeric(HostLoss::new())
+        .metric_train_numeric(ScoreMetric::accuracy())
+        .metric_train_numeric(ScoreMetric::loss())
         .metric_train_numeric(LearningRateMetric::new())
         .with_default_checkpointers()
         .with_checkpointing_strategy(checkpoints.build())
@@ -151,18 +151,18 @@ fn supervised_training(
         .num_epochs(t.epochs);
     if validating {
         training = training
-            .metric_valid_numeric(HostAccuracy::top1())
-            .metric_valid_numeric(HostLoss::new());
+            .metric_valid_numeric(ScoreMetric::accuracy())
+            .metric_valid_numeric(ScoreMetric::loss());
     }
     if config.model.num_classes > 5 {
-        training = training.metric_train_numeric(HostAccuracy::new(5));
+        training = training.metric_train_numeric(ScoreMetric::top_k(5));
         if validating {
-            training = training.metric_valid_numeric(HostAccuracy::new(5));
+            training = training.metric_valid_numeric(ScoreMetric::top_k(5));
         }
     }
     if let Some(es) = &t.early_stopping {
         training = training.early_stopping(MetricEarlyStoppingStrategy::new(
-            &HostAccuracy::top1(),
+            &ScoreMetric::accuracy(),
             Aggregate::Mean,
             Direction::Highest,
             MetricSplit::Valid,

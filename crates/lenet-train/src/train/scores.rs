@@ -81,43 +81,59 @@ fn top_k_percent(scores: &[f32], targets: &[i64], classes: usize, k: usize) -> (
     (100.0 * (hits as f64 / rows as f64), rows)
 }
 
-/// The formatting Burn's accuracy metrics use.
-fn percent_format(name: MetricName) -> FormatOptions {
-    FormatOptions::new(name).unit("%").precision(2)
+/// What a [`ScoreMetric`] measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Measure {
+    /// The share of images whose target is among their `k` highest scores, in percent.
+    TopK(usize),
+    /// The batch's loss, each batch's mean counted once (as Burn's `LossMetric` does).
+    Loss,
 }
 
-/// Accuracy (top 1), named `"Accuracy"` like Burn's.
+/// Accuracy, top-k accuracy or loss, under Burn's names and units (see the module's
+/// documentation).
 #[derive(Clone)]
-pub struct HostAccuracy {
-    /// Burn's top-k metric is named `"Top-K Accuracy @ TopK(k)"`; k = 1 is `"Accuracy"`.
+pub struct ScoreMetric {
     name: MetricName,
-    k: usize,
+    measure: Measure,
     state: NumericMetricState,
 }
 
-impl HostAccuracy {
-    /// Top-1 accuracy, named `"Accuracy"`.
-    pub fn top1() -> HostAccuracy {
-        HostAccuracy::new(1)
-    }
-
-    /// Top-`k` accuracy, named as Burn names it (`"Top-K Accuracy @ TopK(5)"` for 5), or
-    /// `"Accuracy"` for k = 1.
-    pub fn new(k: usize) -> HostAccuracy {
-        let name = if k == 1 {
-            "Accuracy".to_string()
-        } else {
-            format!("Top-K Accuracy @ TopK({k})")
-        };
-        HostAccuracy {
+impl ScoreMetric {
+    fn new(name: String, measure: Measure) -> ScoreMetric {
+        ScoreMetric {
             name: Arc::new(name),
-            k,
+            measure,
             state: NumericMetricState::default(),
+        }
+    }
+
+    /// Top-1 accuracy, named `"Accuracy"`.
+    pub fn accuracy() -> ScoreMetric {
+        ScoreMetric::new("Accuracy".into(), Measure::TopK(1))
+    }
+
+    /// Top-`k` accuracy, named as Burn names it (`"Top-K Accuracy @ TopK(5)"` for 5).
+    pub fn top_k(k: usize) -> ScoreMetric {
+        ScoreMetric::new(format!("Top-K Accuracy @ TopK({k})"), Measure::TopK(k))
+    }
+
+    /// The loss, named `"Loss"`.
+    pub fn loss() -> ScoreMetric {
+        ScoreMetric::new("Loss".into(), Measure::Loss)
+    }
+
+    /// Burn's formatting: accuracies in percent.
+    fn format(&self) -> FormatOptions {
+        let format = FormatOptions::new(self.name()).precision(2);
+        match self.measure {
+            Measure::TopK(_) => format.unit("%"),
+            Measure::Loss => format,
         }
     }
 }
 
-impl Metric for HostAccuracy {
+impl Metric for ScoreMetric {
     type Input = BatchScores;
 
     fn update(
@@ -125,14 +141,27 @@ impl Metric for HostAccuracy {
         input: &BatchScores,
         _metadata: &MetricMetadata,
     ) -> Result<SerializedEntry, TensorReadError> {
-        let (scores, targets, classes) = input.read()?;
-        let (value, count) = top_k_percent(&scores, &targets, classes, self.k);
+        let (value, count) = match self.measure {
+            Measure::TopK(k) => {
+                let (scores, targets, classes) = input.read()?;
+                top_k_percent(&scores, &targets, classes, k)
+            }
+            Measure::Loss => {
+                // The mean of the loss tensor, counted as many times as it has values (once
+                // for the batch's mean loss).
+                let values = input.loss.clone().try_into_vec_as::<f64>()?;
+                (
+                    values.iter().sum::<f64>() / values.len() as f64,
+                    values.len(),
+                )
+            }
+        };
         self.state.update(value, count);
-        Ok(self.state.compute_update(percent_format(self.name())))
+        Ok(self.state.compute_update(self.format()))
     }
 
     fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
-        Ok(self.state.compute_final(percent_format(self.name())))
+        Ok(self.state.compute_final(self.format()))
     }
 
     fn clear(&mut self) {
@@ -144,94 +173,16 @@ impl Metric for HostAccuracy {
     }
 
     fn attributes(&self) -> MetricAttributes {
+        let accuracy = matches!(self.measure, Measure::TopK(_));
         NumericAttributes {
-            unit: Some("%".to_string()),
-            higher_is_better: true,
+            unit: accuracy.then(|| "%".to_string()),
+            higher_is_better: accuracy,
         }
         .into()
     }
 }
 
-impl Numeric for HostAccuracy {
-    fn value(&self) -> Option<NumericEntry> {
-        Some(self.state.current_value())
-    }
-
-    fn running_value(&self) -> Option<NumericEntry> {
-        Some(self.state.running_value())
-    }
-
-    fn final_value(&self) -> NumericEntry {
-        self.state.final_value()
-    }
-}
-
-/// The loss, named `"Loss"`, averaged over batches as Burn's `LossMetric` does: each batch's
-/// mean loss counts once.
-#[derive(Clone)]
-pub struct HostLoss {
-    name: MetricName,
-    state: NumericMetricState,
-}
-
-impl HostLoss {
-    /// The metric.
-    pub fn new() -> HostLoss {
-        HostLoss {
-            name: Arc::new("Loss".to_string()),
-            state: NumericMetricState::default(),
-        }
-    }
-}
-
-impl Default for HostLoss {
-    fn default() -> Self {
-        HostLoss::new()
-    }
-}
-
-impl Metric for HostLoss {
-    type Input = BatchScores;
-
-    fn update(
-        &mut self,
-        input: &BatchScores,
-        _metadata: &MetricMetadata,
-    ) -> Result<SerializedEntry, TensorReadError> {
-        let values = input.loss.clone().try_into_vec_as::<f64>()?;
-        // Burn's `LossMetric`: the mean of the loss tensor, counted as many times as it has
-        // values (once for the batch's mean loss).
-        let mean = values.iter().sum::<f64>() / values.len() as f64;
-        self.state.update(mean, values.len());
-        Ok(self
-            .state
-            .compute_update(FormatOptions::new(self.name()).precision(2)))
-    }
-
-    fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
-        Ok(self
-            .state
-            .compute_final(FormatOptions::new(self.name()).precision(2)))
-    }
-
-    fn clear(&mut self) {
-        self.state.reset()
-    }
-
-    fn name(&self) -> MetricName {
-        self.name.clone()
-    }
-
-    fn attributes(&self) -> MetricAttributes {
-        NumericAttributes {
-            unit: None,
-            higher_is_better: false,
-        }
-        .into()
-    }
-}
-
-impl Numeric for HostLoss {
+impl Numeric for ScoreMetric {
     fn value(&self) -> Option<NumericEntry> {
         Some(self.state.current_value())
     }
@@ -311,19 +262,19 @@ mod tests {
             vec![2, 2, 1, 1],
             0.0,
         );
-        let mut m = HostAccuracy::top1();
+        let mut m = ScoreMetric::accuracy();
         m.update(&out.adapt(), &meta()).unwrap();
         assert_eq!(m.value().unwrap().current(), 50.0);
         // Top 2 of the same rows: rows 1 and 2 have their target's score last of 3; top 3
         // holds every target.
         for (k, percent) in [(2, 50.0), (3, 100.0)] {
-            let mut m = HostAccuracy::new(k);
+            let mut m = ScoreMetric::top_k(k);
             m.update(&out.adapt(), &meta()).unwrap();
             assert_eq!(m.value().unwrap().current(), percent, "top {k}");
         }
         // A second batch, all wrong: the epoch's figure is over both batches' rows.
         let wrong = output(vec![1.0, 0.0, 0.0, 1.0], 2, vec![1, 0], 0.0);
-        let mut m = HostAccuracy::top1();
+        let mut m = ScoreMetric::accuracy();
         m.update(&out.adapt(), &meta()).unwrap();
         m.update(&wrong.adapt(), &meta()).unwrap();
         assert_eq!(m.value().unwrap().current(), 0.0);
@@ -345,9 +296,9 @@ mod tests {
         let mut burn_acc = AccuracyMetric::new();
         let mut burn_top5 = TopKAccuracyMetric::new(5);
         let mut burn_loss = LossMetric::new();
-        let mut acc = HostAccuracy::top1();
-        let mut top5 = HostAccuracy::new(5);
-        let mut loss = HostLoss::new();
+        let mut acc = ScoreMetric::accuracy();
+        let mut top5 = ScoreMetric::top_k(5);
+        let mut loss = ScoreMetric::loss();
         for rows in [64, 64, 17] {
             let scores: Vec<f32> = (0..rows * classes)
                 .map(|_| (next() % 1000) as f32 / 100.0 - 5.0)
