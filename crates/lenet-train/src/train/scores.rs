@@ -8,7 +8,9 @@
 //! Here each metric reads the batch's `[batch, classes]` scores (or the loss) once and counts
 //! on the host, which is what a batch of 64 × 10 numbers needs. The names, values and running
 //! means are Burn's, so `metrics.csv`, checkpoint selection by `"Accuracy"` and early stopping
-//! see the same figures.
+//! see the same figures. Measured (2026-12-03): the metrics thread's own work fell to ~0.1 % of
+//! the samples of `lenet train`; the epoch's time did not move beyond the machine's noise (its
+//! wake-ups, not its arithmetic, were the cost: `train::epoch_log`).
 
 use std::sync::Arc;
 
