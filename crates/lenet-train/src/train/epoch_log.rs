@@ -5,8 +5,8 @@
 //! epoch) and for early stopping. Its default, `FileMetricLogger`, writes every batch's value of
 //! every metric to a file of its own (`train/epoch-N/Loss.log`, ...) through a thread per file:
 //! on the 2-core machine that was ~14 thread switches a training step (55,500 in three epochs of
-//! `configs/lenet5.toml`, 19,000 with the store in memory) and an epoch 1.18× its raw steps
-//! against 1.11× (medians of five alternating rounds of `lenet bench --train --epoch`,
+//! `configs/lenet5.toml`, 19,000 with the store in memory) and an epoch 1.14× its raw steps
+//! against 1.09× (medians of ten alternating rounds of `lenet bench --train --epoch`,
 //! 2026-12-03). lenet keeps its metrics in `metrics.csv`; nothing reads those files.
 
 use std::collections::HashMap;
