@@ -17,7 +17,7 @@
 #  3. `lenet bench --train --inference` against torch_lenet.py's random-data protocol (warm-up,
 #     5 timed windows, median), both networks, batch 64 and 256, inference at 1000;
 #  4. epochs through `lenet train` against the raw training time of the same number of steps
-#     on random images, measured just before and just after each (`lenet bench --epoch`: three
+#     on random images, measured just before and just after each (`lenet bench --epoch`: five
 #     epochs, the median of their ratios).
 #
 # Rows 1, 3 and 4 are the medians of ROUNDS rounds; the per-round figures are printed too.

@@ -41,7 +41,7 @@ pub struct BenchArgs {
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Real epochs through `lenet train`'s pipeline (data, batcher, metrics, validation,
-    /// checkpoint), three, each timed against the same number of training steps on random
+    /// checkpoint), five, each timed against the same number of training steps on random
     /// images run just before and just after it.
     #[arg(long)]
     epoch: bool,
