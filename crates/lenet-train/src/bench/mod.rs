@@ -198,7 +198,7 @@ pub fn batcher_throughput(
 }
 
 /// Epochs that [`epoch`] trains, each between two raw runs. Single epochs' ratios on the 2-core
-/// machine spread from 0.83 to 1.25 around a median near 1.07 (the machine's speed moves by a
+/// machine spread from 0.83 to 1.35 around a median near 1.07 (the machine's speed moves by a
 /// quarter within seconds, 2026-12-03); five (three until then) keep one slow spell from
 /// deciding the median.
 pub const EPOCH_REPEATS: usize = 5;
