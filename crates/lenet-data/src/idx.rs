@@ -73,7 +73,8 @@ impl IdxImages {
     /// hint; nothing if there is no such image or no such instruction). A batch reads images
     /// scattered over tens of megabytes: read one after another, each of an image's cache lines
     /// is a miss the reader waits for, one at a time. Asked for a few images ahead, they arrive
-    /// while the reader works (the batcher: docs/performance.md, "Runs of 2026-12-03, 06:34").
+    /// while the reader works (the batcher: docs/performance.md, "Runs of 2026-12-03,
+    /// 07:07-08:02 UTC").
     pub fn prefetch(&self, i: usize) {
         if let Some(image) = self.get(i) {
             prefetch_lines(image);

@@ -57,8 +57,9 @@ pub struct Normalization {
 /// How many images ahead of the one it converts the batcher asks for the next ones
 /// ([`lenet_data::IdxImages::prefetch`]). Measured in a stand-alone copy of the batcher's loop
 /// (64 random MNIST images a batch, the caches flushed between batches as a training step
-/// does, AMD EPYC, 2026-12-03): no prefetch 47-54 µs a batch, 2 ahead 30-33, 4 ahead 27-29,
-/// the same images hot 16-19.
+/// does, AMD EPYC, 2026-12-03): no prefetch 47-61 µs a batch, 2 ahead 30-37, 4 ahead 24-37,
+/// the whole batch ahead 21-28 (not clearly better than 4 in that noise), the same images hot
+/// 16-19. In `lenet train` (`perf record`): 79 → 54 µs a batch of 64.
 const PREFETCH_AHEAD: usize = 4;
 
 /// The batcher.
